@@ -1,0 +1,45 @@
+# renderfarm. `make demo` and `make test` do all set-up themselves on a fresh
+# Debian 12 machine (as root); see scripts/setup.sh.
+SHELL := /bin/bash
+BIN   := bin/renderfarm
+GO    ?= go
+# Fuzz each target briefly in `make test`; longer runs: make fuzz FUZZTIME=5m
+FUZZTIME ?= 10s
+
+DEMO_SOURCES := testdata/photo.jpg testdata/photo-progressive.jpg testdata/photo.png \
+	testdata/photo.webp testdata/photo.tif testdata/cmyk.jpg testdata/adobergb.jpg \
+	testdata/orient-6.jpg testdata/alpha.png testdata/animated.gif
+
+.PHONY: all setup build demo test fuzz bench testdata clean
+
+all: build
+
+setup:
+	@bash scripts/setup.sh
+
+build: setup
+	$(GO) build -o $(BIN) ./cmd/renderfarm
+
+# The main job on the embedded default: render testdata's photos with the
+# built-in default recipe into ./out and print what was written.
+demo: build
+	$(BIN) render --recipe default --out out $(wildcard $(DEMO_SOURCES))
+
+test: setup
+	$(GO) vet ./...
+	$(GO) test -count=1 ./...
+	$(MAKE) --no-print-directory fuzz
+
+fuzz:
+	$(GO) test ./render -run '^$$' -fuzz '^FuzzParseRequest$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./render -run '^$$' -fuzz '^FuzzRender$$' -fuzztime $(FUZZTIME)
+
+# Side by side with vipsthumbnail on real photos; prints medians and ratios.
+bench: build
+	bash scripts/bench.sh
+
+testdata:
+	$(GO) run ./testdata/gen -out testdata
+
+clean:
+	rm -rf bin out .cache/bench/out*

@@ -1,0 +1,218 @@
+package render
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/davidbyttow/govips/v2/vips"
+	"golang.org/x/sync/semaphore"
+)
+
+// Engine renders jobs within the host's budget. It is safe for concurrent
+// use: each Render takes a slot and its memory estimate from the budget,
+// waiting for room rather than overcommitting the host.
+type Engine struct {
+	cfg    Config
+	slots  *semaphore.Weighted
+	memory *semaphore.Weighted
+
+	mu      sync.Mutex
+	running int
+}
+
+// New starts libvips (once per process) and returns an engine for cfg.
+func New(cfg Config) (*Engine, error) {
+	if cfg.Slots < 1 {
+		return nil, fmt.Errorf("render: slots must be at least 1, got %d", cfg.Slots)
+	}
+	if cfg.MemoryBudget < 1 {
+		return nil, fmt.Errorf("render: memory budget must be positive, got %d", cfg.MemoryBudget)
+	}
+	start(cfg.VipsThreads)
+	return &Engine{
+		cfg:    cfg,
+		slots:  semaphore.NewWeighted(int64(cfg.Slots)),
+		memory: semaphore.NewWeighted(cfg.MemoryBudget),
+	}, nil
+}
+
+// Config returns the engine's settings.
+func (e *Engine) Config() Config { return e.cfg }
+
+// Job is one source and the variants to cut from it. Watermarks maps each
+// watermark image location named by a variant to its bytes; the caller
+// fetches them, the engine never does I/O.
+type Job struct {
+	Source     []byte
+	Variants   []Variant
+	Watermarks map[string][]byte
+}
+
+// Output is one rendered variant.
+type Output struct {
+	Key         string  `json:"key"`
+	Format      Format  `json:"format"`
+	ContentType string  `json:"content_type"`
+	Width       int     `json:"width"`
+	Height      int     `json:"height"`
+	Data        []byte  `json:"-"`
+	Millis      float64 `json:"ms"`
+}
+
+// Result describes a finished render.
+type Result struct {
+	Source Header `json:"source"`
+	// Shrink is the JPEG shrink-on-load used; Decoded is the size that was
+	// actually decoded, once, for all variants.
+	Shrink         int      `json:"shrink"`
+	DecodedWidth   int      `json:"decoded_width"`
+	DecodedHeight  int      `json:"decoded_height"`
+	MemoryEstimate int64    `json:"memory_estimate"`
+	Outputs        []Output `json:"outputs"`
+	Timings        Timings  `json:"timings_ms"`
+}
+
+// Timings in milliseconds. Queue is time spent waiting for a slot and
+// memory; Total includes it.
+type Timings struct {
+	Probe  float64 `json:"probe"`
+	Queue  float64 `json:"queue"`
+	Decode float64 `json:"decode"`
+	Render float64 `json:"render"`
+	Total  float64 `json:"total"`
+}
+
+// Render decodes the source once and renders every variant from it.
+// Failures are *Error; see Code for which are permanent.
+func (e *Engine) Render(ctx context.Context, job Job) (res *Result, err error) {
+	t0 := time.Now()
+	res = &Result{}
+	if len(job.Variants) == 0 {
+		return nil, fieldError("outputs", "no variants to render")
+	}
+	for i := range job.Variants {
+		if err := job.Variants[i].Validate(fmt.Sprintf("outputs[%d]", i)); err != nil {
+			return nil, err
+		}
+		if wm := job.Variants[i].Watermark; wm != nil && job.Watermarks[wm.Image] == nil {
+			return nil, fieldError(fmt.Sprintf("outputs[%d].watermark.image", i), "no image data for %q", wm.Image)
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, canceled("probe", err)
+	}
+
+	h, img, err := probe(job.Source, e.cfg.Limits)
+	res.Source = h
+	if err != nil {
+		return res, err
+	}
+	defer func() {
+		if img != nil {
+			img.Close()
+		}
+	}()
+	dw, dh := h.DisplaySize()
+	plans := make([]plan, len(job.Variants))
+	for i := range job.Variants {
+		plans[i] = planVariant(&job.Variants[i], dw, dh)
+	}
+	res.Shrink = chooseShrink(h, plans)
+	res.MemoryEstimate = estimateMemory(h, res.Shrink, plans, e.cfg.VipsThreads)
+	res.Timings.Probe = since(t0)
+
+	release, err := e.admit(ctx, res.MemoryEstimate)
+	if err != nil {
+		return res, err
+	}
+	defer release()
+	res.Timings.Queue = since(t0) - res.Timings.Probe
+
+	t1 := time.Now()
+	if img, err = decode(job.Source, img, res.Shrink); err != nil {
+		return res, err
+	}
+	res.DecodedWidth, res.DecodedHeight = img.Width(), img.Height()
+	res.Timings.Decode = since(t1)
+
+	t2 := time.Now()
+	for i := range job.Variants {
+		out, err := e.renderVariant(ctx, img, h, &job.Variants[i], plans[i], job.Watermarks)
+		if err != nil {
+			if re, ok := err.(*Error); ok && re.Field == "" {
+				re.Field = fmt.Sprintf("outputs[%d]", i)
+			} else if ok {
+				re.Field = fmt.Sprintf("outputs[%d].%s", i, re.Field)
+			}
+			return res, err
+		}
+		res.Outputs = append(res.Outputs, out)
+	}
+	res.Timings.Render = since(t2)
+	res.Timings.Total = since(t0)
+	return res, nil
+}
+
+func (e *Engine) renderVariant(ctx context.Context, base *vips.ImageRef, h Header, v *Variant, p plan, marks map[string][]byte) (Output, error) {
+	t := time.Now()
+	img, err := base.Copy()
+	if err != nil {
+		return Output{}, &Error{Code: ErrInternal, Msg: "cannot copy the decoded image", Err: vipsError(err)}
+	}
+	bg, _ := parseColour(defaultBackground)
+	if v.Background != "" {
+		bg, _ = parseColour(v.Background) // validated already
+	}
+	st := &variantState{v: v, plan: p, header: h, img: img, background: bg, limits: e.cfg.Limits}
+	defer func() { st.img.Close() }()
+	if v.Watermark != nil {
+		st.watermark = marks[v.Watermark.Image]
+	}
+	st.format = v.format()
+	if st.format == FormatAuto {
+		st.format = FormatJPEG
+		if img.HasAlpha() || (v.fit() == FitContain && bg.A < 255) {
+			st.format = FormatPNG
+		}
+	}
+	if err := runSteps(ctx, variantSteps, st); err != nil {
+		return Output{}, err
+	}
+	st.out.Key = v.Key
+	st.out.Format = st.format
+	st.out.ContentType = st.format.ContentType()
+	st.out.Millis = since(t)
+	return st.out, nil
+}
+
+// admit takes a slot and the job's memory from the budget, waiting for
+// both. A job bigger than the whole budget could never run and is refused.
+func (e *Engine) admit(ctx context.Context, bytes int64) (func(), error) {
+	if bytes > e.cfg.MemoryBudget {
+		return nil, newError(ErrOverBudget, "", "this image needs about %d MiB to render, more than the worker's whole memory budget of %d MiB",
+			bytes>>20, e.cfg.MemoryBudget>>20)
+	}
+	if err := e.memory.Acquire(ctx, bytes); err != nil {
+		return nil, canceled("decode (waiting for memory)", err)
+	}
+	if err := e.slots.Acquire(ctx, 1); err != nil {
+		e.memory.Release(bytes)
+		return nil, canceled("decode (waiting for a render slot)", err)
+	}
+	e.mu.Lock()
+	e.running++
+	e.mu.Unlock()
+	return func() {
+		e.slots.Release(1)
+		e.memory.Release(bytes)
+		e.mu.Lock()
+		e.running--
+		idle := e.running == 0
+		e.mu.Unlock()
+		if idle {
+			trimMemory()
+		}
+	}, nil
+}

@@ -1,0 +1,91 @@
+package render
+
+import "math"
+
+// plan is the geometry of one variant, worked out from the header before
+// any decoding so that the shrink-on-load and the memory estimate can be
+// chosen for the whole job.
+type plan struct {
+	// resizeW x resizeH is the size after resizing, in display orientation,
+	// before cover crops or contain pads it to outW x outH.
+	resizeW, resizeH int
+	outW, outH       int
+}
+
+// planVariant works out a variant's sizes for a source shown at srcW x srcH.
+func planVariant(v *Variant, srcW, srcH int) plan {
+	sw, sh := float64(srcW), float64(srcH)
+	bw, bh := float64(v.Width), float64(v.Height)
+	var scale float64
+	switch v.fit() {
+	case FitFill:
+		return plan{resizeW: v.Width, resizeH: v.Height, outW: v.Width, outH: v.Height}
+	case FitInside, FitContain:
+		scale = math.Inf(1)
+		if v.Width > 0 {
+			scale = bw / sw
+		}
+		if v.Height > 0 {
+			scale = math.Min(scale, bh/sh)
+		}
+	case FitCover, FitOutside:
+		if v.Width > 0 {
+			scale = bw / sw
+		}
+		if v.Height > 0 {
+			scale = math.Max(scale, bh/sh)
+		}
+	}
+	if scale > 1 && !v.Enlarge && (v.fit() == FitInside || v.fit() == FitOutside) {
+		scale = 1
+	}
+	p := plan{resizeW: scaled(srcW, scale), resizeH: scaled(srcH, scale)}
+	switch v.fit() {
+	case FitCover:
+		// Rounding may leave the covering size a pixel short of the box.
+		p.resizeW, p.resizeH = max(p.resizeW, v.Width), max(p.resizeH, v.Height)
+		p.outW, p.outH = v.Width, v.Height
+	case FitContain:
+		p.resizeW, p.resizeH = min(p.resizeW, v.Width), min(p.resizeH, v.Height)
+		p.outW, p.outH = v.Width, v.Height
+	default:
+		p.outW, p.outH = p.resizeW, p.resizeH
+	}
+	return p
+}
+
+func scaled(n int, scale float64) int {
+	return min(max(int(math.Round(float64(n)*scale)), 1), MaxDimension)
+}
+
+// jpegShrinks are the scales libjpeg can decode at directly.
+var jpegShrinks = [...]int{8, 4, 2}
+
+// chooseShrink picks the largest JPEG shrink-on-load whose output still
+// covers every variant's resize size, so the final resample only ever
+// reduces. This is Pillow's draft() and imgproxy's approach; vips_thumbnail
+// keeps a 2x margin and so decodes up to twice the pixels.
+func chooseShrink(h Header, plans []plan) int {
+	if h.Format != SourceJPEG {
+		return 1
+	}
+	for _, s := range jpegShrinks {
+		ok := true
+		for _, p := range plans {
+			needW, needH := p.resizeW, p.resizeH
+			if h.swapsAxes() {
+				needW, needH = needH, needW
+			}
+			if ceilDiv(h.Width, s) < needW || ceilDiv(h.Height, s) < needH {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return s
+		}
+	}
+	return 1
+}
+
+func ceilDiv(a, b int) int { return (a + b - 1) / b }
