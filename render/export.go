@@ -56,6 +56,9 @@ func export(st *variantState) error {
 	if err != nil {
 		return err
 	}
+	if st.format == FormatWebP && strip {
+		data = stripWebPChunks(data)
+	}
 	st.out.Data = data
 	st.out.Width, st.out.Height = st.img.Width(), st.img.Height()
 	return nil

@@ -81,14 +81,18 @@ func vipsError(err error) error {
 
 func since(t time.Time) float64 { return float64(time.Since(t).Microseconds()) / 1000 }
 
-// colour is an sRGB colour with alpha, as requests write it: #rgb, #rrggbb
-// or #rrggbbaa.
+// colour is an sRGB colour with alpha, as requests write it: #rgb, #rgba,
+// #rrggbb or #rrggbbaa.
 type colour struct{ R, G, B, A uint8 }
 
 func parseColour(s string) (colour, error) {
 	h := strings.TrimPrefix(s, "#")
-	if len(h) == 3 {
-		h = string([]byte{h[0], h[0], h[1], h[1], h[2], h[2]})
+	if len(h) == 3 || len(h) == 4 {
+		long := make([]byte, 0, 8)
+		for i := range len(h) {
+			long = append(long, h[i], h[i])
+		}
+		h = string(long)
 	}
 	if len(h) == 6 {
 		h += "ff"
