@@ -100,7 +100,7 @@ func runRender(c *cli.Context) error {
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				results[i] = renderOne(ctx, engine, items[i], c.Duration("timeout"), c.String("recipes"))
+				results[i] = renderOne(ctx, engine, items[i], c.Duration("timeout"))
 				progress.done()
 			}
 		}()
@@ -113,13 +113,13 @@ func runRender(c *cli.Context) error {
 	progress.finish()
 
 	if c.Bool("json") {
-		enc := json.NewEncoder(os.Stdout)
+		enc := json.NewEncoder(c.App.Writer)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(map[string]any{"files": results}); err != nil {
 			return err
 		}
 	} else {
-		printSummary(os.Stdout, results)
+		printSummary(c.App.Writer, results)
 	}
 	var failed []fileResult
 	for _, r := range results {
@@ -235,7 +235,7 @@ func localPath(loc, field string) (string, error) {
 	return u.Path, nil
 }
 
-func renderOne(ctx context.Context, e *render.Engine, it renderItem, timeout time.Duration, _ string) fileResult {
+func renderOne(ctx context.Context, e *render.Engine, it renderItem, timeout time.Duration) fileResult {
 	fr := fileResult{Source: it.source}
 	fail := func(err error) fileResult {
 		fr.Error = err.Error()

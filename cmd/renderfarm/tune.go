@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 	"text/tabwriter"
 
 	"github.com/urfave/cli/v2"
@@ -22,7 +21,7 @@ func tuneCommand() *cli.Command {
 				return err
 			}
 			if c.Bool("json") {
-				enc := json.NewEncoder(os.Stdout)
+				enc := json.NewEncoder(c.App.Writer)
 				enc.SetIndent("", "  ")
 				return enc.Encode(map[string]any{
 					"slots":               t.Slots,
@@ -35,7 +34,7 @@ func tuneCommand() *cli.Command {
 					"from":                t.From,
 				})
 			}
-			tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+			tw := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
 			fmt.Fprintln(tw, "SETTING\tVALUE\tFROM")
 			fmt.Fprintf(tw, "usable CPUs\t%g\t%s\n", t.Host.CPUs, t.Host.CPUsFrom)
 			fmt.Fprintf(tw, "usable memory\t%s\t%s\n", mib(t.Host.Memory), t.Host.MemoryFrom)

@@ -1,0 +1,143 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/urfave/cli/v2"
+)
+
+// run runs the CLI in-process and returns what it printed and its error.
+func run(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	var out bytes.Buffer
+	app := newApp()
+	app.Writer, app.ErrWriter = &out, &out
+	err := app.Run(append([]string{"renderfarm"}, args...))
+	return out.String(), err
+}
+
+func exitCode(err error) int {
+	var ec cli.ExitCoder
+	if errors.As(err, &ec) {
+		return ec.ExitCode()
+	}
+	if err != nil {
+		return 1
+	}
+	return 0
+}
+
+func TestRenderRecipeNamesOutputsAndSummarises(t *testing.T) {
+	dir := t.TempDir()
+	out, err := run(t, "render", "--recipe", "default", "--out", dir, "../../testdata/photo.jpg", "../../testdata/orient-6.jpg")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	for _, name := range []string{"photo_thumb.jpg", "photo_medium.jpg", "photo_large.jpg", "orient-6_thumb.jpg"} {
+		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
+			t.Errorf("missing output %s", name)
+		}
+	}
+	for _, want := range []string{"FILE", "VARIANT", "SIZE", "BYTES", "MS", "200x200", "800x533", "2 sources, 6 outputs", "0 failed"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("summary lacks %q:\n%s", want, out)
+		}
+	}
+	if leftovers, _ := filepath.Glob(filepath.Join(dir, ".renderfarm-*")); len(leftovers) > 0 {
+		t.Errorf("temporary files left behind: %v", leftovers)
+	}
+}
+
+func TestRenderFailureExitsNonZeroWithTheTypedMessage(t *testing.T) {
+	dir := t.TempDir()
+	out, err := run(t, "render", "--json", "--variant", `{"width":64,"format":"webp"}`, "--out", dir,
+		"../../testdata/photo.jpg", "../../testdata/bomb.png")
+	if exitCode(err) != 1 || !strings.Contains(err.Error(), "60000x60000") {
+		t.Fatalf("exit %d, error %v", exitCode(err), err)
+	}
+	var doc struct {
+		Files []struct {
+			Source, Error, Code string
+			Outputs             []struct {
+				Path          string
+				Width, Height int
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		t.Fatalf("--json output: %v\n%s", err, out)
+	}
+	if len(doc.Files) != 2 || doc.Files[1].Code != "too_many_pixels" || len(doc.Files[0].Outputs) != 1 {
+		t.Fatalf("unexpected results: %+v", doc.Files)
+	}
+	if o := doc.Files[0].Outputs[0]; o.Path != filepath.Join(dir, "photo_64w.webp") || o.Width != 64 || o.Height != 43 {
+		t.Errorf("output %+v", o)
+	}
+}
+
+func TestRenderRequestWithFileLocations(t *testing.T) {
+	dir := t.TempDir()
+	src, _ := filepath.Abs("../../testdata/photo.jpg")
+	req := `{"source":"file://` + src + `","recipe":"gallery","dest":"file://` + dir + `/photo/"}`
+	reqFile := filepath.Join(dir, "req.json")
+	os.WriteFile(reqFile, []byte(req), 0o644)
+	if out, err := run(t, "render", "--request", reqFile); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	for _, name := range []string{"64.webp", "200.webp", "800.webp", "1600.webp", "64.jpg", "1600.jpg"} {
+		if _, err := os.Stat(filepath.Join(dir, "photo", name)); err != nil {
+			t.Errorf("missing %s", name)
+		}
+	}
+	bad := filepath.Join(dir, "bad.json")
+	os.WriteFile(bad, []byte(`{"source":"s3://b/k","outputs":[{"key":"x","width":10}]}`), 0o644)
+	if _, err := run(t, "render", "--request", bad); exitCode(err) != 2 || !strings.Contains(err.Error(), "local files") {
+		t.Errorf("s3 source in the CLI: exit %d, %v", exitCode(err), err)
+	}
+}
+
+func TestRenderUsageErrors(t *testing.T) {
+	for _, args := range [][]string{
+		{"render", "../../testdata/photo.jpg"},
+		{"render", "--recipe", "default", "--variant", `{"width":1}`, "x.jpg"},
+		{"render", "--recipe", "default"},
+		{"render", "--recipe", "nope", "x.jpg"},
+		{"render", "--variant", `{"width":1,"fit":"squash"}`, "x.jpg"},
+	} {
+		if _, err := run(t, args...); exitCode(err) != 2 {
+			t.Errorf("%v: exit %d (%v), want 2", args, exitCode(err), err)
+		}
+	}
+}
+
+func TestTuneJSONAndOverrides(t *testing.T) {
+	t.Setenv("RENDERFARM_SLOTS", "3")
+	out, err := run(t, "tune", "--json", "--memory", "4GiB")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Slots        int               `json:"slots"`
+		VipsThreads  int               `json:"vips_threads"`
+		MemoryBudget int64             `json:"memory_budget_bytes"`
+		From         map[string]string `json:"from"`
+	}
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if doc.Slots != 3 || doc.From["slots"] != "override" || doc.MemoryBudget != 3<<30-256<<20 || doc.VipsThreads < 1 {
+		t.Errorf("tune --json: %+v", doc)
+	}
+	if out, err := run(t, "tune"); err != nil || !strings.Contains(out, "memory budget") || !strings.Contains(out, "FROM") {
+		t.Errorf("tune table: %v\n%s", err, out)
+	}
+	if _, err := run(t, "tune", "--memory-budget", "lots"); err == nil || !strings.Contains(err.Error(), "--memory-budget") {
+		t.Errorf("bad size: %v", err)
+	}
+}
