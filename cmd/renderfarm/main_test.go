@@ -54,6 +54,13 @@ func TestRenderRecipeNamesOutputsAndSummarises(t *testing.T) {
 	}
 }
 
+func TestOutputBasesKeepSourcesApart(t *testing.T) {
+	got := strings.Join(outputBases([]string{"a/photo.jpg", "b/photo.png", "c/cat.jpg", "c/cat.jpg", "x.tar.gz"}), " ")
+	if want := "photo-jpg photo-png cat cat x.tar"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
 func TestRenderFailureExitsNonZeroWithTheTypedMessage(t *testing.T) {
 	dir := t.TempDir()
 	out, err := run(t, "render", "--json", "--variant", `{"width":64,"format":"webp"}`, "--out", dir,

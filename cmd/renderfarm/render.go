@@ -175,8 +175,9 @@ func renderItems(c *cli.Context, recipes render.Recipes) ([]renderItem, error) {
 	}
 	outDir := c.String("out")
 	items := make([]renderItem, c.Args().Len())
+	names := outputBases(c.Args().Slice())
 	for i, src := range c.Args().Slice() {
-		base := strings.TrimSuffix(filepath.Base(src), filepath.Ext(src))
+		base := names[i]
 		items[i] = renderItem{source: src, variants: variants, path: func(key string, f render.Format) string {
 			name := base + "_" + key
 			if filepath.Ext(key) == "" {
@@ -186,6 +187,28 @@ func renderItems(c *cli.Context, recipes render.Recipes) ([]renderItem, error) {
 		}}
 	}
 	return items, nil
+}
+
+// outputBases names each source's outputs after its file name without the
+// extension, keeping the extension where two sources would collide
+// (photo.jpg and photo.png become photo-jpg and photo-png).
+func outputBases(srcs []string) []string {
+	stem := func(p string) string { return strings.TrimSuffix(filepath.Base(p), filepath.Ext(p)) }
+	files := map[string]map[string]bool{}
+	for _, s := range srcs {
+		if files[stem(s)] == nil {
+			files[stem(s)] = map[string]bool{}
+		}
+		files[stem(s)][filepath.Base(s)] = true
+	}
+	bases := make([]string, len(srcs))
+	for i, s := range srcs {
+		bases[i] = stem(s)
+		if len(files[stem(s)]) > 1 {
+			bases[i] += "-" + strings.TrimPrefix(filepath.Ext(s), ".")
+		}
+	}
+	return bases
 }
 
 func requestItem(name string, recipes render.Recipes) ([]renderItem, error) {
