@@ -6,7 +6,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/davidbyttow/govips/v2/vips"
 	"golang.org/x/sync/semaphore"
 )
 
@@ -138,26 +137,35 @@ func (e *Engine) Render(ctx context.Context, job Job) (res *Result, err error) {
 	res.Timings.Decode = since(t1)
 
 	t2 := time.Now()
-	for i := range job.Variants {
-		out, err := e.renderVariant(ctx, img, h, &job.Variants[i], plans[i], job.Watermarks)
+	c := &cascade{base: img}
+	defer c.close()
+	order, keep := renderOrder(plans, job.Variants)
+	res.Outputs = make([]Output, len(job.Variants))
+	for _, i := range order {
+		out, err := e.renderVariant(ctx, c, h, &job.Variants[i], plans[i], keep[i], job.Watermarks)
 		if err != nil {
 			if re, ok := err.(*Error); ok && re.Field == "" {
 				re.Field = fmt.Sprintf("outputs[%d]", i)
 			} else if ok {
 				re.Field = fmt.Sprintf("outputs[%d].%s", i, re.Field)
 			}
+			res.Outputs = nil
 			return res, err
 		}
-		res.Outputs = append(res.Outputs, out)
+		res.Outputs[i] = out
 	}
 	res.Timings.Render = since(t2)
 	res.Timings.Total = since(t0)
 	return res, nil
 }
 
-func (e *Engine) renderVariant(ctx context.Context, base *vips.ImageRef, h Header, v *Variant, p plan, marks map[string][]byte) (Output, error) {
+func (e *Engine) renderVariant(ctx context.Context, c *cascade, h Header, v *Variant, p plan, keep bool, marks map[string][]byte) (Output, error) {
 	t := time.Now()
-	img, err := base.Copy()
+	w, ht := p.resizeW, p.resizeH
+	if h.swapsAxes() {
+		w, ht = ht, w
+	}
+	img, err := c.source(w, ht).Copy()
 	if err != nil {
 		return Output{}, &Error{Code: ErrInternal, Msg: "cannot copy the decoded image", Err: vipsError(err)}
 	}
@@ -166,6 +174,9 @@ func (e *Engine) renderVariant(ctx context.Context, base *vips.ImageRef, h Heade
 		bg, _ = parseColour(v.Background) // validated already
 	}
 	st := &variantState{v: v, plan: p, header: h, img: img, background: bg, limits: e.cfg.Limits}
+	if keep {
+		st.cascade = c
+	}
 	defer func() { st.img.Close() }()
 	if v.Watermark != nil {
 		st.watermark = marks[v.Watermark.Image]

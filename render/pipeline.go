@@ -22,6 +22,7 @@ type variantState struct {
 	opaque     bool // the result had no alpha before watermarking
 	watermark  []byte
 	limits     Limits
+	cascade    *cascade // set when smaller variants can be cut from this one
 	out        Output
 }
 
@@ -38,6 +39,7 @@ type step struct {
 // export is last.
 var variantSteps = []step{
 	{"resize", resize},
+	{"keep_for_smaller", keepForSmaller},
 	{"colour", toSRGB},
 	{"orient", orient},
 	{"crop", crop},
