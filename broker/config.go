@@ -1,0 +1,85 @@
+package broker
+
+import (
+	"context"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+)
+
+// DefaultURL is the local broker's default vhost with RabbitMQ's guest user,
+// which RabbitMQ only accepts from localhost.
+const DefaultURL = "amqp://guest:guest@127.0.0.1:5672//"
+
+// Config configures a Conn. The zero value of every field means its default.
+type Config struct {
+	URL            string        // amqp URL with vhost; default DefaultURL
+	Heartbeat      time.Duration // default 10s
+	ReconnectMin   time.Duration // first backoff, default 100ms
+	ReconnectMax   time.Duration // backoff cap, default 30s (exponential with full jitter)
+	PublishTimeout time.Duration // how long Publish waits for a confirm, default 10s
+	Name           string        // connection_name client property (shows in the management UI)
+	Logger         *slog.Logger  // nil means slog.Default()
+
+	// DialTimeout bounds one connection attempt: TCP connect plus the AMQP
+	// handshake. Default 10s. Without it a broker that accepts TCP but never
+	// answers (booting, overloaded) would stall reconnection indefinitely.
+	DialTimeout time.Duration
+}
+
+func (c Config) withDefaults() Config {
+	if c.URL == "" {
+		c.URL = DefaultURL
+	}
+	if c.Heartbeat <= 0 {
+		c.Heartbeat = 10 * time.Second
+	}
+	if c.ReconnectMin <= 0 {
+		c.ReconnectMin = 100 * time.Millisecond
+	}
+	if c.ReconnectMax <= 0 {
+		c.ReconnectMax = 30 * time.Second
+	}
+	if c.ReconnectMax < c.ReconnectMin {
+		c.ReconnectMax = c.ReconnectMin
+	}
+	if c.PublishTimeout <= 0 {
+		c.PublishTimeout = 10 * time.Second
+	}
+	if c.DialTimeout <= 0 {
+		c.DialTimeout = 10 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// backoff returns the delay before retry number attempt (0-based): a uniform
+// random duration in [0, min(max, min·2^attempt)] ("full jitter"), so a fleet
+// of workers reconnecting after a broker restart spreads out instead of
+// stampeding it in lockstep.
+func backoff(lo, hi time.Duration, attempt int) time.Duration {
+	ceil := hi
+	if attempt < 32 {
+		if d := lo << attempt; d > 0 && d < hi {
+			ceil = d
+		}
+	}
+	return rand.N(ceil + 1)
+}
+
+// sleepCtx waits for d or until ctx ends, whichever is first.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

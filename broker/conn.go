@@ -1,0 +1,518 @@
+package broker
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+// ErrClosed means the Conn was closed by Close.
+var ErrClosed = errors.New("broker: connection closed")
+
+// errNotConnected is what Healthy reports between a connection loss and the
+// reconnect; other operations wait for the reconnect instead.
+var errNotConnected = errors.New("broker: not connected")
+
+// Conn keeps one AMQP connection alive: it reconnects with backoff after a
+// broker restart or network loss, re-declares the topology it was given, and
+// restores consumers on new channels. Safe for concurrent use.
+type Conn struct {
+	cfg Config
+	log *slog.Logger
+
+	// ctx is cancelled by Close; every goroutine the Conn starts watches it.
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu     sync.Mutex
+	closed bool
+	sess   *session      // nil while disconnected
+	ready  chan struct{} // closed when sess becomes non-nil
+	subs   []chan struct{}
+
+	// topoMu orders Declare against the re-declare after a reconnect, so a
+	// declaration is either part of the re-declare or made on the new
+	// connection, never lost in between.
+	topoMu sync.Mutex
+	topo   topology
+
+	pub     atomic.Pointer[publisher]
+	pubLock chan struct{} // one goroutine at a time opens the publish channel
+
+	idPrefix string
+	idSeq    atomic.Uint64
+
+	closeOnce sync.Once
+}
+
+// session is one AMQP connection; a reconnect creates a new one. Channels and
+// deliveries are only meaningful within their session.
+type session struct {
+	conn   *amqp.Connection
+	gen    uint64
+	done   chan struct{} // closed when the connection is known lost
+	closes chan *amqp.Error
+	blocks chan amqp.Blocking
+}
+
+func (s *session) lost() bool {
+	select {
+	case <-s.done:
+		return true
+	default:
+		return s.conn.IsClosed()
+	}
+}
+
+// Dial connects to the broker. It blocks until the first connection succeeds
+// or ctx ends, retrying with backoff meanwhile; an invalid URL or a refused
+// login (403 ACCESS_REFUSED: bad credentials, no access to the vhost) is
+// returned at once since retrying cannot fix it. ctx bounds only this first
+// connection: the Conn lives until Close.
+func Dial(ctx context.Context, cfg Config) (*Conn, error) {
+	cfg = cfg.withDefaults()
+	if _, err := amqp.ParseURI(cfg.URL); err != nil {
+		return nil, fmt.Errorf("broker: invalid URL %q: %w", redactURL(cfg.URL), err)
+	}
+	var idb [6]byte
+	_, _ = rand.Read(idb[:])
+	cctx, cancel := context.WithCancel(context.Background())
+	c := &Conn{
+		cfg:      cfg,
+		log:      cfg.Logger.With("component", "broker", "conn", cfg.Name),
+		ctx:      cctx,
+		cancel:   cancel,
+		ready:    make(chan struct{}),
+		pubLock:  make(chan struct{}, 1),
+		idPrefix: hex.EncodeToString(idb[:]),
+	}
+
+	var warned bool
+	var lastErr error // the last real failure, not the ctx ending mid-attempt
+	for attempt := 0; ; attempt++ {
+		conn, err := c.dialOnce(ctx)
+		if err == nil {
+			s := c.newSession(conn, 1)
+			c.install(s)
+			c.wg.Add(1)
+			go c.supervise(s)
+			c.log.Info("broker: connected", "url", redactURL(cfg.URL))
+			return c, nil
+		}
+		if ctx.Err() != nil {
+			cancel()
+			return nil, dialCtxError(cfg.URL, ctx.Err(), lastErr)
+		}
+		lastErr = err
+		if isFatalDialError(err) {
+			cancel()
+			return nil, fmt.Errorf("broker: dial %s: %w", redactURL(cfg.URL), err)
+		}
+		if !warned {
+			c.log.Warn("broker: cannot connect yet, retrying", "url", redactURL(cfg.URL), "err", err)
+			warned = true
+		} else {
+			c.log.Debug("broker: dial attempt failed", "attempt", attempt+1, "err", err)
+		}
+		if serr := sleepCtx(ctx, backoff(cfg.ReconnectMin, cfg.ReconnectMax, attempt)); serr != nil {
+			cancel()
+			return nil, dialCtxError(cfg.URL, serr, lastErr)
+		}
+	}
+}
+
+func dialCtxError(rawURL string, ctxErr, lastErr error) error {
+	if lastErr == nil {
+		return fmt.Errorf("broker: dial %s: %w", redactURL(rawURL), ctxErr)
+	}
+	return fmt.Errorf("broker: dial %s: %w (last error: %v)", redactURL(rawURL), ctxErr, lastErr)
+}
+
+// isFatalDialError reports errors that no amount of retrying fixes. amqp091-go
+// reports every refusal during the handshake as a 403 (ErrCredentials,
+// ErrVhost, ErrSASL).
+func isFatalDialError(err error) bool {
+	var aerr *amqp.Error
+	return errors.As(err, &aerr) && aerr.Code == amqp.AccessRefused
+}
+
+// dialOnce makes one connection attempt that ctx can abort at any point.
+// amqp091-go's handshake does not take a context, so cancellation is applied
+// as a socket deadline.
+func (c *Conn) dialOnce(ctx context.Context) (*amqp.Connection, error) {
+	var (
+		mu      sync.Mutex
+		netConn net.Conn
+	)
+	props := amqp.NewConnectionProperties()
+	if c.cfg.Name != "" {
+		props["connection_name"] = c.cfg.Name
+	}
+	acfg := amqp.Config{
+		Heartbeat:  c.cfg.Heartbeat,
+		Properties: props,
+		Locale:     "en_US",
+		Dial: func(network, addr string) (net.Conn, error) {
+			d := net.Dialer{Timeout: c.cfg.DialTimeout}
+			nc, err := d.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			// amqp091-go clears this deadline once the handshake is done.
+			_ = nc.SetDeadline(time.Now().Add(c.cfg.DialTimeout))
+			mu.Lock()
+			netConn = nc
+			mu.Unlock()
+			return nc, nil
+		},
+	}
+	stop := context.AfterFunc(ctx, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if netConn != nil {
+			_ = netConn.SetDeadline(time.Unix(1, 0))
+		}
+	})
+	conn, err := amqp.DialConfig(c.cfg.URL, acfg)
+	stop()
+	if err != nil {
+		// A failed handshake leaves amqp091-go's reader goroutine on an open
+		// socket; closing it is what lets that goroutine exit.
+		mu.Lock()
+		if netConn != nil {
+			_ = netConn.Close()
+		}
+		mu.Unlock()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, err
+	}
+	if ctx.Err() != nil {
+		_ = conn.Close()
+		return nil, ctx.Err()
+	}
+	return conn, nil
+}
+
+func (c *Conn) newSession(conn *amqp.Connection, gen uint64) *session {
+	return &session{
+		conn:   conn,
+		gen:    gen,
+		done:   make(chan struct{}),
+		closes: conn.NotifyClose(make(chan *amqp.Error, 1)),
+		blocks: conn.NotifyBlocked(make(chan amqp.Blocking, 8)),
+	}
+}
+
+// install makes s the current session and wakes everyone waiting for one.
+func (c *Conn) install(s *session) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.sess = s
+	close(c.ready)
+}
+
+// markLost retires s: waiters block until the next install.
+func (c *Conn) markLost(s *session) {
+	c.mu.Lock()
+	if c.sess == s {
+		c.sess = nil
+		c.ready = make(chan struct{})
+	}
+	c.mu.Unlock()
+	close(s.done)
+}
+
+// current returns the live session or nil.
+func (c *Conn) current() *session {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sess
+}
+
+// waitSession returns the current session, waiting for a reconnect if there
+// is none, until ctx ends or the Conn closes.
+func (c *Conn) waitSession(ctx context.Context) (*session, error) {
+	for {
+		c.mu.Lock()
+		if c.closed {
+			c.mu.Unlock()
+			return nil, ErrClosed
+		}
+		s, ready := c.sess, c.ready
+		c.mu.Unlock()
+		if s != nil {
+			return s, nil
+		}
+		select {
+		case <-ready:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-c.ctx.Done():
+			return nil, ErrClosed
+		}
+	}
+}
+
+// awaitLoss waits until the supervisor has retired s, so a retry after an
+// operation failed on a dying connection does not spin on that same session.
+func (c *Conn) awaitLoss(ctx context.Context, s *session) error {
+	select {
+	case <-s.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-c.ctx.Done():
+		return ErrClosed
+	}
+}
+
+// goTracked runs f in a goroutine that Close waits for. It refuses once the
+// Conn is closing: WaitGroup.Add must not race with Wait.
+func (c *Conn) goTracked(f func()) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return false
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		f()
+	}()
+	return true
+}
+
+func (c *Conn) isClosed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed
+}
+
+// supervise owns the connection's lifecycle: it watches s, and on loss
+// reconnects, re-declares the topology and installs the new session.
+func (c *Conn) supervise(s *session) {
+	defer c.wg.Done()
+	for {
+		reason, ok := c.watch(s)
+		if !ok {
+			return
+		}
+		c.markLost(s)
+		c.log.Warn("broker: connection lost, reconnecting", "err", reason)
+		start := time.Now()
+		next, attempts, err := c.reconnect(s.gen + 1)
+		if err != nil {
+			return
+		}
+		c.log.Info("broker: reconnected", "downtime", time.Since(start).Round(time.Millisecond), "attempts", attempts)
+		c.notifyReconnect()
+		s = next
+	}
+}
+
+// watch blocks until s's connection is lost (ok=true) or the Conn is closed
+// (ok=false, after closing the connection). It drains connection.blocked
+// notifications meanwhile: amqp091-go sends them from its reader goroutine.
+func (c *Conn) watch(s *session) (reason error, ok bool) {
+	for {
+		select {
+		case e, open := <-s.closes:
+			if !open || e == nil {
+				return errors.New("connection closed"), true
+			}
+			return e, true
+		case b, open := <-s.blocks:
+			if !open {
+				s.blocks = nil
+				continue
+			}
+			if b.Active {
+				c.log.Warn("broker: connection blocked by the broker (resource alarm); publishes will stall", "reason", b.Reason)
+			} else {
+				c.log.Info("broker: connection unblocked")
+			}
+		case <-c.ctx.Done():
+			c.shutdownSession(s)
+			return nil, false
+		}
+	}
+}
+
+// shutdownSession closes s's connection, draining its notifications while
+// amqp091-go shuts down (its close handshake needs the reader goroutine,
+// which would block on an unread notification channel).
+func (c *Conn) shutdownSession(s *session) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		// A deadline so that Close never hangs on a dead socket.
+		_ = s.conn.CloseDeadline(time.Now().Add(5 * time.Second))
+	}()
+	for {
+		select {
+		case <-done:
+			close(s.done)
+			return
+		case _, open := <-s.closes:
+			if !open {
+				s.closes = nil
+			}
+		case _, open := <-s.blocks:
+			if !open {
+				s.blocks = nil
+			}
+		}
+	}
+}
+
+// reconnect dials until it succeeds or the Conn closes, re-declares the
+// remembered topology and installs the new session. Attempts log at debug:
+// the loss and the recovery are each logged once by supervise.
+func (c *Conn) reconnect(gen uint64) (*session, int, error) {
+	for attempt := 0; ; attempt++ {
+		if err := sleepCtx(c.ctx, backoff(c.cfg.ReconnectMin, c.cfg.ReconnectMax, attempt)); err != nil {
+			return nil, attempt, err
+		}
+		conn, err := c.dialOnce(c.ctx)
+		if err != nil {
+			if c.ctx.Err() != nil {
+				return nil, attempt + 1, c.ctx.Err()
+			}
+			c.log.Debug("broker: reconnect attempt failed", "attempt", attempt+1, "err", err)
+			continue
+		}
+		s := c.newSession(conn, gen)
+		c.topoMu.Lock()
+		errs := c.topo.declareAll(conn)
+		if conn.IsClosed() {
+			c.topoMu.Unlock()
+			c.log.Debug("broker: connection lost while re-declaring topology", "attempt", attempt+1)
+			c.drainDead(s)
+			continue
+		}
+		for _, err := range errs {
+			// The broker now refuses a declaration it accepted before
+			// (someone re-declared it differently). Everything else still
+			// works, so stay connected and say so loudly.
+			c.log.Error("broker: re-declaring topology after reconnect", "err", err)
+		}
+		c.mu.Lock()
+		closed := c.closed
+		c.mu.Unlock()
+		if closed {
+			c.topoMu.Unlock()
+			c.shutdownSession(s)
+			return nil, attempt + 1, ErrClosed
+		}
+		c.install(s)
+		c.topoMu.Unlock()
+		return s, attempt + 1, nil
+	}
+}
+
+// drainDead empties the notification channels of a session that died before
+// it was installed, so amqp091-go's shutdown is not left blocked.
+func (c *Conn) drainDead(s *session) {
+	for range s.closes {
+	}
+	for range s.blocks {
+	}
+}
+
+// NotifyReconnect returns a channel that receives a value after each
+// successful reconnect (not after the first connection). It is buffered and
+// never blocks the Conn, so a slow reader sees at most one pending signal for
+// several reconnects. It is closed when the Conn is closed.
+func (c *Conn) NotifyReconnect() <-chan struct{} {
+	ch := make(chan struct{}, 1)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		close(ch)
+		return ch
+	}
+	c.subs = append(c.subs, ch)
+	return ch
+}
+
+func (c *Conn) notifyReconnect() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, ch := range c.subs {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Healthy reports whether the broker is usable right now: connected, and a
+// publish-confirm round trip completes (a tiny non-mandatory message to the
+// default exchange with a routing key no queue has, which the broker drops and
+// acks). It does not wait for a reconnect. Meant for readiness probes.
+func (c *Conn) Healthy(ctx context.Context) error {
+	if c.isClosed() {
+		return ErrClosed
+	}
+	if c.current() == nil {
+		return errNotConnected
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.cfg.PublishTimeout)
+		defer cancel()
+	}
+	key := "renderfarm.healthcheck." + c.nextID()
+	return c.publish(ctx, "", key, false, false, amqp.Publishing{})
+}
+
+// Close closes consumers, channels and the connection, and waits for every
+// goroutine the Conn started. Publishes still waiting fail with ErrClosed and
+// consumer channels are closed; deliveries not yet acked are redelivered by
+// the broker. Idempotent.
+func (c *Conn) Close() error {
+	c.closeOnce.Do(func() {
+		c.mu.Lock()
+		c.closed = true
+		c.mu.Unlock()
+		c.cancel()
+		c.wg.Wait()
+		c.mu.Lock()
+		for _, ch := range c.subs {
+			close(ch)
+		}
+		c.subs = nil
+		c.mu.Unlock()
+		c.log.Info("broker: closed")
+	})
+	return nil
+}
+
+// nextID returns a process-unique message id: a random per-Conn prefix and a
+// counter, cheap enough for every publish.
+func (c *Conn) nextID() string {
+	return c.idPrefix + "-" + strconv.FormatUint(c.idSeq.Add(1), 36)
+}
+
+// redactURL hides the password for logs and errors.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "<unparseable URL>"
+	}
+	return u.Redacted()
+}

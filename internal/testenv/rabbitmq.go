@@ -1,0 +1,198 @@
+// Package testenv gives integration tests access to real external services.
+// Every integration test goes through it, so the way a service is started,
+// isolated and skipped is decided in one place.
+package testenv
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// SkipEnv set to "1" skips integration tests instead of failing them when a
+// service is unavailable. Without it a broken environment is a test failure:
+// silently skipped integration tests look green while testing nothing.
+const SkipEnv = "RENDERFARM_SKIP_INTEGRATION"
+
+const (
+	rabbitHost = "127.0.0.1:5672"
+	ctlTimeout = 60 * time.Second
+)
+
+var (
+	rabbitOnce sync.Once
+	rabbitErr  error
+
+	// brokerMu serialises StopBroker/StartBroker within a test process; two
+	// outage tests interleaving would see each other's outages.
+	brokerMu      sync.Mutex
+	brokerStopped bool // by StopBroker, not yet restarted
+)
+
+// RabbitMQ makes sure the local RabbitMQ node runs (via scripts/rabbitmq.sh,
+// once per test process), creates a fresh vhost for the caller, deletes it when
+// the test ends and returns an AMQP URL for it. Queues and exchanges left by
+// one test (or a crashed earlier run) therefore never leak into another.
+func RabbitMQ(t testing.TB) string {
+	t.Helper()
+	if os.Getenv(SkipEnv) == "1" {
+		t.Skipf("%s=1: skipping RabbitMQ integration test", SkipEnv)
+	}
+	rabbitOnce.Do(func() { rabbitErr = startRabbitMQ() })
+	if rabbitErr != nil {
+		t.Fatalf("testenv: RabbitMQ unavailable (set %s=1 to skip): %v", SkipEnv, rabbitErr)
+	}
+
+	vhost := vhostName(t.Name())
+	addVhost(t, vhost)
+	t.Cleanup(func() {
+		// A test that stopped the broker and failed before restarting it
+		// gets it back first (StopBroker's own cleanup runs later, LIFO).
+		ensureAppRunning(t)
+		if _, err := rabbitmqctl("delete_vhost", vhost); err != nil {
+			t.Logf("testenv: delete_vhost %s: %v", vhost, err)
+		}
+	})
+	return "amqp://guest:guest@" + rabbitHost + "/" + url.PathEscape(vhost)
+}
+
+// addVhost creates vhost with full permissions for guest. Every rabbitmqctl
+// call boots an Erlang VM (over half a second), so both steps go in one eval;
+// the two plain commands are the fallback should the internal API change.
+// vhost is restricted to [A-Za-z0-9_.-], safe inside an Erlang binary.
+func addVhost(t testing.TB, vhost string) {
+	t.Helper()
+	expr := fmt.Sprintf(`ok = rabbit_vhost:add(<<"%[1]s">>, <<"testenv">>), `+
+		`ok = rabbit_auth_backend_internal:set_permissions(<<"guest">>, <<"%[1]s">>, <<".*">>, <<".*">>, <<".*">>, <<"testenv">>).`, vhost)
+	if out, err := rabbitmqctl("eval", expr); err == nil && strings.TrimSpace(out) == "ok" {
+		return
+	}
+	RabbitMQCtl(t, "add_vhost", vhost)
+	RabbitMQCtl(t, "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+}
+
+// RabbitMQCtl runs `rabbitmqctl -q args...` against the local node and
+// returns its standard output; any failure fails the test.
+func RabbitMQCtl(t testing.TB, args ...string) string {
+	t.Helper()
+	out, err := rabbitmqctl(args...)
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	return out
+}
+
+// StopBroker stops the RabbitMQ application (`rabbitmqctl stop_app`) while
+// leaving the Erlang node up, which closes every client connection, as a
+// broker restart does. Non-durable queues and exchanges are lost. The broker
+// is started again when the test ends if the test did not do it.
+func StopBroker(t testing.TB) {
+	t.Helper()
+	brokerMu.Lock()
+	defer brokerMu.Unlock()
+	t.Cleanup(func() { ensureAppRunning(t) })
+	brokerStopped = true // even if stop_app fails half-way
+	RabbitMQCtl(t, "stop_app")
+}
+
+// StartBroker starts the RabbitMQ application again after StopBroker and
+// returns once it accepts connections.
+func StartBroker(t testing.TB) {
+	t.Helper()
+	brokerMu.Lock()
+	defer brokerMu.Unlock()
+	// start_app is synchronous: the listeners are up when it returns.
+	RabbitMQCtl(t, "start_app")
+	brokerStopped = false
+}
+
+func ensureAppRunning(t testing.TB) {
+	brokerMu.Lock()
+	defer brokerMu.Unlock()
+	if !brokerStopped {
+		return
+	}
+	if _, err := rabbitmqctl("start_app"); err != nil {
+		t.Errorf("testenv: restarting broker app: %v", err)
+		return
+	}
+	brokerStopped = false
+}
+
+func startRabbitMQ() error {
+	root, err := repoRoot()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", filepath.Join(root, "scripts", "rabbitmq.sh"))
+	cmd.Dir = root
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if _, err := cmd.Output(); err != nil {
+		return fmt.Errorf("scripts/rabbitmq.sh: %w\n%s", err, stderr.Bytes())
+	}
+	return nil
+}
+
+func rabbitmqctl(args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), ctlTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "rabbitmqctl", append([]string{"-q"}, args...)...)
+	// Same loopback-only distribution settings as scripts/rabbitmq.sh, so a
+	// CLI call that has to start epmd does not bind it to all interfaces.
+	cmd.Env = append(os.Environ(),
+		"ERL_EPMD_ADDRESS=127.0.0.1",
+		"RABBITMQ_CTL_ERL_ARGS=-kernel inet_dist_use_interface {127,0,0,1}",
+	)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("rabbitmqctl %s: %w\n%s%s", strings.Join(args, " "), err, stdout.Bytes(), stderr.Bytes())
+	}
+	return stdout.String(), nil
+}
+
+var unsafeVhostChars = regexp.MustCompile(`[^A-Za-z0-9_.-]+`)
+
+// vhostName is readable in `rabbitmqctl list_vhosts` (it carries the test
+// name) and unique across runs and parallel tests (random suffix).
+func vhostName(testName string) string {
+	name := unsafeVhostChars.ReplaceAllString(testName, "_")
+	if len(name) > 60 {
+		name = name[:60]
+	}
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return "test-" + name + "-" + hex.EncodeToString(b[:])
+}
+
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("testenv: go.mod not found above the working directory")
+		}
+		dir = parent
+	}
+}
