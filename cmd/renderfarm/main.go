@@ -33,6 +33,7 @@ func newApp() *cli.App {
 		Commands: []*cli.Command{
 			renderCommand(),
 			tuneCommand(),
+			workerCommand(),
 		},
 		// Errors are printed once, by main, with a non-zero status.
 		ExitErrHandler: func(*cli.Context, error) {},

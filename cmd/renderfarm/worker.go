@@ -1,0 +1,157 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/renderfarm/renderfarm/broker"
+	"github.com/renderfarm/renderfarm/worker"
+	"github.com/urfave/cli/v2"
+)
+
+func brokerFlag() cli.Flag {
+	return &cli.StringFlag{Name: "broker", EnvVars: []string{"RENDERFARM_BROKER_URL"}, Value: "amqp://guest:guest@127.0.0.1:5672//",
+		Usage: "AMQP URL of RabbitMQ, with its vhost"}
+}
+
+func workerCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "worker",
+		Usage: "run a Celery-compatible worker on RabbitMQ",
+		Description: `Consumes Celery task messages and runs them. Python apps send work with their
+stock client; celery inspect/control/events and Flower see this worker.
+   renderfarm worker --queues celery,renders --concurrency 4
+SIGTERM or SIGINT: warm shutdown (finish running tasks within --shutdown-grace,
+hand back the rest); a second signal: cold shutdown. SIGTSTP stops taking new
+work; SIGCONT resumes.`,
+		Flags: append(engineFlags(),
+			brokerFlag(),
+			&cli.StringFlag{Name: "queues", Aliases: []string{"Q"}, EnvVars: []string{"RENDERFARM_QUEUES"}, Value: "celery", Usage: "comma-separated queues to consume"},
+			&cli.IntFlag{Name: "concurrency", Aliases: []string{"c"}, EnvVars: []string{"RENDERFARM_CONCURRENCY"}, Usage: "task slots (default: render slots from `renderfarm tune`)"},
+			&cli.StringFlag{Name: "hostname", Aliases: []string{"n"}, EnvVars: []string{"RENDERFARM_HOSTNAME"}, Usage: "worker node name (default renderfarm@<host>)"},
+			&cli.StringFlag{Name: "result-backend", EnvVars: []string{"RENDERFARM_RESULT_BACKEND"}, Value: "rpc://", Usage: "where task states go: rpc://"},
+			&cli.StringFlag{Name: "acks", EnvVars: []string{"RENDERFARM_ACKS"}, Value: "late", Usage: "late: ack when a task finishes; early: when it starts"},
+			&cli.IntFlag{Name: "prefetch", EnvVars: []string{"RENDERFARM_PREFETCH"}, Usage: "unacked deliveries per queue (default 4 x concurrency)"},
+			&cli.BoolFlag{Name: "events", Aliases: []string{"E"}, EnvVars: []string{"RENDERFARM_EVENTS"}, Value: true, Usage: "send task and worker events (celery events, Flower)"},
+			&cli.BoolFlag{Name: "track-started", EnvVars: []string{"RENDERFARM_TRACK_STARTED"}, Usage: "store a STARTED state when a task starts"},
+			&cli.DurationFlag{Name: "shutdown-grace", EnvVars: []string{"RENDERFARM_SHUTDOWN_GRACE"}, Value: 30 * time.Second, Usage: "how long a warm shutdown waits for running tasks"},
+			&cli.IntFlag{Name: "max-redeliveries", EnvVars: []string{"RENDERFARM_MAX_REDELIVERIES"}, Value: 5, Usage: "dead-letter a message delivered more often than this"},
+			&cli.BoolFlag{Name: "quorum", EnvVars: []string{"RENDERFARM_QUORUM"}, Usage: "declare the queues as quorum queues (clients must declare them the same way)"},
+			&cli.IntFlag{Name: "delivery-limit", EnvVars: []string{"RENDERFARM_DELIVERY_LIMIT"}, Value: 5, Usage: "quorum queues' x-delivery-limit"},
+			&cli.StringFlag{Name: "dead-letter-exchange", EnvVars: []string{"RENDERFARM_DEAD_LETTER_EXCHANGE"}, Value: worker.DefaultDeadLetter, Usage: "where malformed and poison messages go"},
+			&cli.StringFlag{Name: "state-dir", EnvVars: []string{"RENDERFARM_STATE_DIR"}, Value: "/var/lib/renderfarm", Usage: "directory for the worker's persisted state (revoked task ids)"},
+			&cli.StringFlag{Name: "log-level", EnvVars: []string{"RENDERFARM_LOG_LEVEL"}, Value: "info", Usage: "debug, info, warn or error"},
+			&cli.BoolFlag{Name: "test-tasks", EnvVars: []string{"RENDERFARM_TEST_TASKS"}, Hidden: true, Usage: "register renderfarm.test.* tasks"},
+		),
+		Action: runWorker,
+	}
+}
+
+func newLogger(level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l})), nil
+}
+
+func runWorker(c *cli.Context) error {
+	log, err := newLogger(c.String("log-level"))
+	if err != nil {
+		return err
+	}
+	t, err := tuning(c)
+	if err != nil {
+		return err
+	}
+	cfg := worker.Config{
+		Hostname:           c.String("hostname"),
+		Concurrency:        c.Int("concurrency"),
+		Prefetch:           c.Int("prefetch"),
+		EarlyAck:           false,
+		TrackStarted:       c.Bool("track-started"),
+		Events:             c.Bool("events"),
+		ShutdownGrace:      c.Duration("shutdown-grace"),
+		MaxRedeliveries:    c.Int("max-redeliveries"),
+		DeadLetterExchange: c.String("dead-letter-exchange"),
+		Version:            version,
+		Logger:             log,
+	}
+	if cfg.Concurrency == 0 {
+		cfg.Concurrency = t.Slots
+	}
+	if cfg.Hostname == "" {
+		cfg.Hostname = worker.DefaultHostname()
+	}
+	switch c.String("acks") {
+	case "late":
+	case "early":
+		cfg.EarlyAck = true
+	default:
+		return cli.Exit("--acks must be late or early", 2)
+	}
+	for _, name := range strings.Split(c.String("queues"), ",") {
+		if name = strings.TrimSpace(name); name != "" {
+			cfg.Queues = append(cfg.Queues, worker.QueueConfig{Name: name, Quorum: c.Bool("quorum"), DeliveryLimit: c.Int("delivery-limit")})
+		}
+	}
+	if dir := c.String("state-dir"); dir != "" {
+		cfg.RevokedFile = filepath.Join(dir, "revoked-"+strings.ReplaceAll(cfg.Hostname, "/", "_")+".tsv")
+	}
+	if rb := c.String("result-backend"); rb != "rpc://" && rb != "rpc" {
+		return cli.Exit(fmt.Sprintf("--result-backend %q: only rpc:// is supported", rb), 2)
+	}
+
+	// First SIGINT/SIGTERM: warm shutdown; a second: cold.
+	warm, stopWarm := context.WithCancel(c.Context)
+	defer stopWarm()
+	cold, stopCold := context.WithCancel(context.Background())
+	defer stopCold()
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGTSTP, syscall.SIGCONT)
+	defer signal.Stop(sigs)
+
+	conn, err := broker.Dial(warm, broker.Config{URL: c.String("broker"), Name: cfg.Hostname, Logger: log})
+	if err != nil {
+		return fmt.Errorf("connecting to the broker: %w", err)
+	}
+	defer conn.Close()
+	reg := worker.NewRegistry()
+	worker.RegisterNoop(reg)
+	if c.Bool("test-tasks") {
+		worker.RegisterTestTasks(reg)
+	}
+	w, err := worker.New(conn, reg, cfg)
+	if err != nil {
+		return err
+	}
+	go func() {
+		terms := 0
+		for s := range sigs {
+			switch s {
+			case syscall.SIGTSTP:
+				w.Pause()
+			case syscall.SIGCONT:
+				if err := w.Resume(warm); err != nil {
+					log.Error("resume failed", "err", err)
+				}
+			default:
+				terms++
+				if terms == 1 {
+					log.Info("warm shutdown requested; send again for a cold shutdown", "signal", s)
+					stopWarm()
+				} else {
+					stopCold()
+				}
+			}
+		}
+	}()
+	return w.Run(warm, cold)
+}

@@ -1,0 +1,126 @@
+package worker
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+)
+
+// QueueConfig is one queue the worker consumes, declared as a Celery client
+// with the same settings declares it: a mismatch in any argument makes one
+// side's declare fail with 406 PRECONDITION_FAILED.
+type QueueConfig struct {
+	Name         string
+	Exchange     string // default: same as Name (Celery's default queue "celery" on exchange "celery")
+	ExchangeType string // default: direct
+	RoutingKey   string // default: same as Name
+	// Quorum declares a quorum queue (x-queue-type quorum) that dead-letters
+	// to the worker's dead-letter exchange after DeliveryLimit redeliveries.
+	Quorum        bool
+	DeliveryLimit int
+}
+
+func (q QueueConfig) withDefaults() QueueConfig {
+	if q.Exchange == "" {
+		q.Exchange = q.Name
+	}
+	if q.ExchangeType == "" {
+		q.ExchangeType = "direct"
+	}
+	if q.RoutingKey == "" {
+		q.RoutingKey = q.Name
+	}
+	return q
+}
+
+// Config is a worker's settings.
+type Config struct {
+	// Hostname names the worker in events and remote control, as Celery
+	// does: "renderfarm@<host>" by default.
+	Hostname    string
+	Queues      []QueueConfig
+	Concurrency int // task slots
+	// Prefetch is the per-consumer QoS: how many unacknowledged deliveries
+	// the broker hands this worker per queue. Default 4 x Concurrency, as
+	// Celery's worker_prefetch_multiplier.
+	Prefetch int
+	// EarlyAck acknowledges a delivery when its task starts instead of when
+	// it finishes (Celery's acks_late=False). A task that crashes the worker
+	// is then lost; the default, late ack, redelivers it.
+	EarlyAck bool
+	// TrackStarted stores a STARTED state when a task starts, as Celery's
+	// task_track_started.
+	TrackStarted bool
+	// Events: send task and worker events from the start (celery -E);
+	// `celery control enable_events` turns them on later either way.
+	Events bool
+	// ShutdownGrace is how long a warm shutdown waits for running tasks.
+	ShutdownGrace time.Duration
+	// MaxRedeliveries dead-letters a message delivered more than this many
+	// times, so one poison message cannot crash worker after worker.
+	MaxRedeliveries int
+	// RevokedFile persists revoked task ids across restarts ("" keeps them
+	// in memory only).
+	RevokedFile string
+	// DeadLetterExchange receives malformed and poison messages, with the
+	// reason in their headers.
+	DeadLetterExchange string
+	// Results stores task states; nil uses the rpc:// backend over the
+	// worker's broker connection.
+	Results ResultBackend
+	Version string
+	Logger  *slog.Logger
+}
+
+const (
+	defaultGrace           = 30 * time.Second
+	defaultMaxRedeliveries = 5
+	DefaultDeadLetter      = "renderfarm.dead"
+)
+
+// DefaultHostname is Celery's worker naming: name@host.
+func DefaultHostname() string {
+	h, err := os.Hostname()
+	if err != nil {
+		h = "localhost"
+	}
+	return "renderfarm@" + h
+}
+
+func (c Config) withDefaults() (Config, error) {
+	if c.Hostname == "" {
+		c.Hostname = DefaultHostname()
+	}
+	if len(c.Queues) == 0 {
+		c.Queues = []QueueConfig{{Name: "celery"}}
+	}
+	for i := range c.Queues {
+		if c.Queues[i].Name == "" {
+			return c, fmt.Errorf("worker: queue %d has no name", i)
+		}
+		c.Queues[i] = c.Queues[i].withDefaults()
+	}
+	if c.Concurrency < 1 {
+		c.Concurrency = 1
+	}
+	if c.Prefetch < 1 {
+		c.Prefetch = 4 * c.Concurrency
+	}
+	if c.ShutdownGrace <= 0 {
+		c.ShutdownGrace = defaultGrace
+	}
+	if c.MaxRedeliveries <= 0 {
+		c.MaxRedeliveries = defaultMaxRedeliveries
+	}
+	if c.DeadLetterExchange == "" {
+		c.DeadLetterExchange = DefaultDeadLetter
+	}
+	if c.Version == "" {
+		c.Version = "dev"
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c, nil
+}

@@ -1,0 +1,293 @@
+package worker
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/renderfarm/renderfarm/broker"
+	"github.com/renderfarm/renderfarm/broker/celery"
+)
+
+// hdrRedeliveries counts deliveries of a message on classic queues, which,
+// unlike quorum queues, keep no count of their own.
+const hdrRedeliveries = "x-renderfarm-redeliveries"
+
+// runtime is what the consumer and the control server share, assembled by
+// the Worker.
+type runtime struct {
+	cfg     Config
+	conn    Broker
+	reg     *Registry
+	st      *state
+	events  *EventSender
+	results ResultBackend
+	log     *slog.Logger
+}
+
+// Consumer takes deliveries from the worker's queues and runs each task in
+// one of Concurrency slots. It can pause (stop taking work, hand back what
+// it holds but has not started) and resume, and it shuts down warm (let
+// running tasks finish) or cold (cancel them, and requeue their messages).
+type Consumer struct {
+	rt    *runtime
+	slots chan struct{}
+
+	// taskCtx is every handler's parent: cancelled on a cold shutdown.
+	taskCtx    context.Context
+	cancelTask context.CancelCauseFunc
+
+	mu       sync.Mutex
+	running  bool
+	stopConn context.CancelFunc // stops the broker consumers
+	stopping chan struct{}      // closed to hand back reserved work
+	tasks    sync.WaitGroup     // one per delivery being handled
+}
+
+func newConsumer(rt *runtime) *Consumer {
+	c := &Consumer{rt: rt, slots: make(chan struct{}, rt.cfg.Concurrency)}
+	c.taskCtx, c.cancelTask = context.WithCancelCause(context.Background())
+	return c
+}
+
+// Start consumes every configured queue.
+func (c *Consumer) Start(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.running {
+		return nil
+	}
+	cctx, cancel := context.WithCancel(context.Background())
+	stopping := make(chan struct{})
+	for _, q := range c.rt.cfg.Queues {
+		ch, err := c.rt.conn.Consume(cctx, broker.ConsumeOptions{Queue: q.Name, Prefetch: c.rt.cfg.Prefetch})
+		if err != nil {
+			cancel()
+			return fmt.Errorf("consuming %s: %w", q.Name, err)
+		}
+		go c.loop(ch, q, stopping)
+	}
+	c.running, c.stopConn, c.stopping = true, cancel, stopping
+	return nil
+}
+
+func (c *Consumer) loop(ch <-chan *broker.Delivery, q QueueConfig, stopping chan struct{}) {
+	for d := range ch {
+		c.tasks.Add(1)
+		go func() {
+			defer c.tasks.Done()
+			c.handle(d, q, stopping)
+		}()
+	}
+}
+
+// Pause stops taking deliveries and hands back those received but not
+// started (SIGTSTP, and the first half of a warm shutdown).
+func (c *Consumer) Pause() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.running {
+		return
+	}
+	c.stopConn()
+	close(c.stopping)
+	c.running = false
+}
+
+// Shutdown stops consuming, lets running tasks finish until ctx ends, then
+// cancels what is still running; no message is lost either way: unstarted
+// and cancelled tasks go back to their queue.
+func (c *Consumer) Shutdown(ctx context.Context) {
+	c.Pause()
+	done := make(chan struct{})
+	go func() { c.tasks.Wait(); close(done) }()
+	select {
+	case <-done:
+		return
+	case <-ctx.Done():
+	}
+	c.rt.log.Warn("cold shutdown: cancelling running tasks; their messages go back to the queue")
+	c.cancelTask(errColdShutdown)
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		c.rt.log.Warn("some handlers ignored cancellation; exiting without them")
+	}
+}
+
+// handle takes one delivery from receipt to acknowledgement.
+func (c *Consumer) handle(d *broker.Delivery, q QueueConfig, stopping <-chan struct{}) {
+	rt := c.rt
+	msg, err := celery.Decode(d.Delivery)
+	if err != nil {
+		c.poison(d, q, "malformed message: "+err.Error(), nil)
+		return
+	}
+	if done := c.countDelivery(d, q, msg); done {
+		return
+	}
+	r := &request{msg: msg, d: d, queue: q, received: time.Now()}
+	rt.events.send("task-received", receivedFields(msg))
+	reg, ok := rt.reg.lookup(msg.Task)
+	if !ok {
+		rt.log.Warn("unknown task, rejected", "task", msg.Task, "id", msg.ID)
+		c.failure(r, celery.NotRegistered(msg.Task), nil)
+		c.settle(r, d.Reject(false))
+		return
+	}
+	if c.skip(r) {
+		return
+	}
+	if msg.ETA != nil && time.Until(*msg.ETA) > 0 && !c.waitETA(r, stopping) {
+		return
+	}
+	rt.st.move(r, nil, rt.st.reserved)
+	select {
+	case c.slots <- struct{}{}:
+	case <-stopping:
+		rt.st.move(r, rt.st.reserved, nil)
+		c.giveBack(r)
+		return
+	}
+	defer func() { <-c.slots }()
+	if c.skip(r) { // revoked while it waited for a slot
+		rt.st.move(r, rt.st.reserved, nil)
+		return
+	}
+	c.run(r, reg)
+}
+
+// skip settles a task that must not run: revoked, or past its expiry.
+func (c *Consumer) skip(r *request) bool {
+	switch {
+	case c.rt.st.revoked.has(r.msg.ID):
+		c.revoked(r, "revoked", false)
+	case r.msg.Expires != nil && time.Now().After(*r.msg.Expires):
+		c.revoked(r, "expired", true)
+	default:
+		return false
+	}
+	c.settle(r, r.d.Ack())
+	return true
+}
+
+// countDelivery enforces MaxRedeliveries. Quorum queues count deliveries in
+// x-delivery-count; on classic queues a redelivered message is republished
+// with a count header of ours and the original acked, so the count travels
+// with the message from worker to worker. It reports whether the delivery
+// was dealt with here.
+func (c *Consumer) countDelivery(d *broker.Delivery, q QueueConfig, msg *celery.Message) bool {
+	limit := c.rt.cfg.MaxRedeliveries
+	if n, ok := intHeader(d.Headers, "x-delivery-count"); ok {
+		if n >= int64(limit) {
+			c.poison(d, q, fmt.Sprintf("delivered %d times, more than the limit of %d", n+1, limit), msg)
+			return true
+		}
+		return false
+	}
+	n, _ := intHeader(d.Headers, hdrRedeliveries)
+	if !d.Redelivered {
+		return false
+	}
+	n++
+	if n >= int64(limit) {
+		c.poison(d, q, fmt.Sprintf("delivered %d times, more than the limit of %d", n+1, limit), msg)
+		return true
+	}
+	pub := republishable(d)
+	pub.Headers[hdrRedeliveries] = n
+	if err := c.publish(context.Background(), "", q.Name, pub); err != nil {
+		c.rt.log.Warn("cannot recount a redelivered message; running it as is", "id", msg.ID, "err", err)
+		return false
+	}
+	c.settle(nil, d.Ack())
+	return true
+}
+
+// poison dead-letters a message that cannot or must not run, with the
+// reason, and records FAILURE when it is a task a client may wait for.
+func (c *Consumer) poison(d *broker.Delivery, q QueueConfig, reason string, msg *celery.Message) {
+	c.rt.log.Error("dead-lettering message", "queue", q.Name, "reason", reason, "message_id", d.MessageId, "correlation_id", d.CorrelationId)
+	if msg != nil {
+		c.failure(&request{msg: msg, d: d, queue: q}, celery.ExceptionInfo{Type: "WorkerLostError", Module: "billiard.exceptions", Message: []any{reason}}, nil)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := deadLetter(ctx, c.rt.conn, c.rt.cfg.DeadLetterExchange, c.rt.cfg.Hostname, d, q.Name, reason); err != nil {
+		// Not recorded, so not dropped: back to the queue, where the
+		// redelivery count still bounds how often this happens.
+		c.rt.log.Error("dead-letter publish failed; requeueing", "err", err)
+		c.settle(nil, d.Nack(true))
+		return
+	}
+	c.settle(nil, d.Ack())
+}
+
+// giveBack returns a delivery that was received but not started, so that
+// it does not count as a redelivery: a copy goes back to the queue and the
+// original is acked. If the copy can't be published the original is
+// requeued instead.
+func (c *Consumer) giveBack(r *request) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.publish(ctx, "", r.queue.Name, republishable(r.d)); err != nil {
+		c.settle(r, r.d.Nack(true))
+		return
+	}
+	c.settle(r, r.d.Ack())
+}
+
+// settle logs what an ack/nack/reject returned. A stale delivery (its
+// channel died) is not an error: the broker redelivers it.
+func (c *Consumer) settle(r *request, err error) {
+	if r != nil {
+		r.acked = true
+	}
+	if err != nil {
+		c.rt.log.Warn("acknowledgement not sent; the broker will redeliver", "err", err)
+	}
+}
+
+func (c *Consumer) publish(ctx context.Context, exchange, key string, pub amqp.Publishing) error {
+	return c.rt.conn.Publish(ctx, exchange, key, pub)
+}
+
+// republishable copies a delivery as a publishing, less the headers
+// RabbitMQ adds on the way (dead-letter history, quorum counts).
+func republishable(d *broker.Delivery) amqp.Publishing {
+	h := amqp.Table{}
+	for k, v := range d.Headers {
+		switch k {
+		case "x-death", "x-first-death-exchange", "x-first-death-queue", "x-first-death-reason", "x-delivery-count":
+			continue
+		}
+		h[k] = v
+	}
+	return amqp.Publishing{
+		Headers: h, ContentType: d.ContentType, ContentEncoding: d.ContentEncoding,
+		DeliveryMode: d.DeliveryMode, Priority: d.Priority, CorrelationId: d.CorrelationId,
+		ReplyTo: d.ReplyTo, Expiration: d.Expiration, MessageId: d.MessageId,
+		Timestamp: d.Timestamp, Type: d.Type, Body: d.Body,
+	}
+}
+
+func intHeader(h amqp.Table, name string) (int64, bool) {
+	switch v := h[name].(type) {
+	case int64:
+		return v, true
+	case int32:
+		return int64(v), true
+	case int:
+		return int64(v), true
+	case int16:
+		return int64(v), true
+	case int8:
+		return int64(v), true
+	case uint8:
+		return int64(v), true
+	}
+	return 0, false
+}

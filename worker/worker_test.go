@@ -1,0 +1,125 @@
+package worker
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+func TestRevokedSetPersistsAndBounds(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state", "revoked.tsv")
+	r, err := openRevoked(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Unix(1_800_000_000, 0)
+	r.now = func() time.Time { return now }
+	if err := r.add("a", "b"); err != nil {
+		t.Fatal(err)
+	}
+	r.add("c")
+	r.close()
+
+	again, err := openRevoked(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again.now = func() time.Time { return now.Add(time.Hour) }
+	if got := fmt.Sprint(again.list()); got != "[a b c]" || !again.has("b") || again.has("z") {
+		t.Errorf("after reopening: %s", got)
+	}
+	// Revokes expire after three hours, as in Celery.
+	again.now = func() time.Time { return now.Add(3*time.Hour + time.Second) }
+	if again.has("a") || len(again.list()) != 0 {
+		t.Errorf("expired ids still revoked: %v", again.list())
+	}
+	again.close()
+
+	// The set is bounded: the oldest go first.
+	mem, _ := openRevoked("")
+	base := time.Unix(1_800_000_000, 0)
+	for i := 0; i < revokedMax+10; i++ {
+		mem.now = func() time.Time { return base.Add(time.Duration(i) * time.Millisecond) }
+		mem.add(fmt.Sprint("id-", i))
+	}
+	if n := len(mem.list()); n > revokedMax || n < revokedMax*9/10 || mem.has("id-0") || !mem.has(fmt.Sprint("id-", revokedMax+9)) {
+		t.Errorf("bounded set holds %d ids; oldest kept: %v", n, mem.has("id-0"))
+	}
+}
+
+func TestRevokedFileSurvivesGarbage(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "revoked.tsv")
+	exp := time.Now().Add(time.Hour).Unix()
+	os.WriteFile(path, []byte(fmt.Sprintf("good\t%d\nno-tab-line\n\t%d\nbad\tnotanumber\n", exp, exp)), 0o644)
+	r, err := openRevoked(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.close()
+	if got := fmt.Sprint(r.list()); got != "[good]" {
+		t.Errorf("got %s", got)
+	}
+}
+
+// The default topology is exactly what a Celery 5.2 client declares, or
+// one side's declare fails with PRECONDITION_FAILED.
+func TestQueueTopologyMatchesCelery(t *testing.T) {
+	top := queueTopology(QueueConfig{Name: "celery"}.withDefaults(), DefaultDeadLetter)
+	q := top.Queues[0]
+	if q.Name != "celery" || !q.Durable || q.AutoDelete || q.Exclusive || len(q.Args) != 0 {
+		t.Errorf("queue %+v", q)
+	}
+	if ex := top.Exchanges[0]; ex.Name != "celery" || ex.Kind != "direct" || !ex.Durable || ex.AutoDelete || len(ex.Args) != 0 {
+		t.Errorf("exchange %+v", ex)
+	}
+	if b := top.Bindings[0]; b.Queue != "celery" || b.Exchange != "celery" || b.Key != "celery" {
+		t.Errorf("binding %+v", b)
+	}
+	qq := queueTopology(QueueConfig{Name: "renders", Quorum: true, DeliveryLimit: 3}.withDefaults(), "dlx").Queues[0]
+	want := amqp.Table{"x-queue-type": "quorum", "x-dead-letter-exchange": "dlx", "x-delivery-limit": int64(3)}
+	if fmt.Sprint(qq.Args) != fmt.Sprint(want) {
+		t.Errorf("quorum args %v, want %v", qq.Args, want)
+	}
+	// Delay queues dead-letter back to the work queue.
+	for _, d := range top.Queues[1:] {
+		if d.Args["x-dead-letter-routing-key"] != "celery" || d.Args["x-dead-letter-exchange"] != "" || d.Args["x-message-ttl"] == nil {
+			t.Errorf("delay queue %+v", d)
+		}
+	}
+}
+
+func TestExceptionInfo(t *testing.T) {
+	tests := []struct {
+		err              error
+		typ, module, msg string
+	}{
+		{errors.New("plain"), "Exception", "builtins", "[plain]"},
+		{Errorf("ValueError", "bad %d", 3), "ValueError", "builtins", "[bad 3]"},
+		{fmt.Errorf("wrapped: %w", &TaskError{Type: "RenderError", Module: "renderfarm.errors", Message: []any{"x", 1.0}}), "RenderError", "renderfarm.errors", "[x 1]"},
+		{ErrSoftTimeLimit, "SoftTimeLimitExceeded", "billiard.exceptions", "[soft time limit exceeded]"},
+	}
+	for _, tt := range tests {
+		e := exceptionInfo(tt.err)
+		if e.Type != tt.typ || e.Module != tt.module || fmt.Sprint(e.Message) != tt.msg {
+			t.Errorf("%v: got %+v", tt.err, e)
+		}
+	}
+}
+
+func TestLamportClock(t *testing.T) {
+	var c lamport
+	if c.forward() != 1 || c.forward() != 2 {
+		t.Fatal("forward does not count")
+	}
+	if got := c.adjust(10); got != 11 {
+		t.Errorf("adjust(10) = %d, want 11", got)
+	}
+	if got := c.adjust(3); got != 12 {
+		t.Errorf("adjust to an older clock = %d, want 12", got)
+	}
+}
