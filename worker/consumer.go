@@ -135,6 +135,7 @@ func (c *Consumer) handle(d *broker.Delivery, q QueueConfig, stopping <-chan str
 	if !ok {
 		rt.log.Warn("unknown task, rejected", "task", msg.Task, "id", msg.ID)
 		c.failure(r, celery.NotRegistered(msg.Task), nil)
+		rt.events.send("task-rejected", map[string]any{"uuid": msg.ID, "requeue": false})
 		c.settle(r, d.Reject(false))
 		return
 	}

@@ -338,3 +338,18 @@ func vhostOf(url string) string {
 	i := strings.LastIndex(url, "/")
 	return url[i+1:]
 }
+
+// The README's Python example runs unchanged against a Go worker.
+func TestPythonExample(t *testing.T) {
+	tw := startWorker(t, nil)
+	cmd := exec.Command("/usr/bin/python3", "../examples/python/hello_renderfarm.py", tw.url)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	for _, want := range []string{"workers: " + tw.w.Hostname(), "add(2, 3) = 5", "fail raised ValueError: that went wrong", "chain = 6", "after a 3 s countdown: 42"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("example output lacks %q:\n%s", want, out)
+		}
+	}
+}
