@@ -17,6 +17,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -55,6 +56,7 @@ func RabbitMQ(t testing.TB) string {
 		t.Fatalf("testenv: RabbitMQ unavailable (set %s=1 to skip): %v", SkipEnv, rabbitErr)
 	}
 
+	holdBroker(t)
 	vhost := vhostName(t.Name())
 	addVhost(t, vhost)
 	t.Cleanup(func() {
@@ -103,6 +105,9 @@ func StopBroker(t testing.TB) {
 	brokerMu.Lock()
 	defer brokerMu.Unlock()
 	t.Cleanup(func() { ensureAppRunning(t) })
+	// Test packages run in parallel processes against one node: wait until
+	// no other process is inside a test that uses it.
+	lockNode(syscall.LOCK_EX)
 	brokerStopped = true // even if stop_app fails half-way
 	RabbitMQCtl(t, "stop_app")
 }
@@ -116,6 +121,7 @@ func StartBroker(t testing.TB) {
 	// start_app is synchronous: the listeners are up when it returns.
 	RabbitMQCtl(t, "start_app")
 	brokerStopped = false
+	lockNode(syscall.LOCK_SH)
 }
 
 func ensureAppRunning(t testing.TB) {
@@ -129,6 +135,55 @@ func ensureAppRunning(t testing.TB) {
 		return
 	}
 	brokerStopped = false
+	lockNode(syscall.LOCK_SH)
+}
+
+// The node lock keeps outage tests in one test process from pulling the
+// broker out from under tests in another: every test using RabbitMQ holds
+// a shared flock on a file for its duration; StopBroker converts this
+// process's hold to an exclusive one until StartBroker.
+var (
+	nodeMu    sync.Mutex
+	nodeFile  *os.File
+	nodeUsers int
+)
+
+const nodeLockPath = "/tmp/renderfarm-testenv-rabbitmq.lock"
+
+func holdBroker(t testing.TB) {
+	nodeMu.Lock()
+	nodeUsers++
+	first := nodeUsers == 1
+	nodeMu.Unlock()
+	if first {
+		lockNode(syscall.LOCK_SH)
+	}
+	t.Cleanup(func() {
+		nodeMu.Lock()
+		defer nodeMu.Unlock()
+		nodeUsers--
+		if nodeUsers == 0 && nodeFile != nil {
+			syscall.Flock(int(nodeFile.Fd()), syscall.LOCK_UN)
+		}
+	})
+}
+
+// lockNode takes (or converts to) a shared or exclusive lock; it only
+// logs failure, since the lock guards against flakiness, not corruption.
+func lockNode(how int) {
+	nodeMu.Lock()
+	defer nodeMu.Unlock()
+	if nodeFile == nil {
+		f, err := os.OpenFile(nodeLockPath, os.O_CREATE|os.O_RDWR, 0o666)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "testenv: node lock:", err)
+			return
+		}
+		nodeFile = f
+	}
+	if err := syscall.Flock(int(nodeFile.Fd()), how); err != nil {
+		fmt.Fprintln(os.Stderr, "testenv: node lock:", err)
+	}
 }
 
 func startRabbitMQ() error {
