@@ -8,6 +8,7 @@ PKGS=(
   pkg-config libvips-dev libvips-tools   # render engine (cgo) and vipsthumbnail for the bench
   rabbitmq-server                        # the broker
   python3-celery                         # the real Celery client for integration tests
+  python3-redis                          # the Celery client's redis result backend, in tests
   redis-server                           # Celery's redis result backend, in tests
   libjemalloc2                           # allocator that keeps libvips' RSS flat
 )

@@ -36,7 +36,8 @@ work; SIGCONT resumes.`,
 			&cli.StringFlag{Name: "queues", Aliases: []string{"Q"}, EnvVars: []string{"RENDERFARM_QUEUES"}, Value: "celery", Usage: "comma-separated queues to consume"},
 			&cli.IntFlag{Name: "concurrency", Aliases: []string{"c"}, EnvVars: []string{"RENDERFARM_CONCURRENCY"}, Usage: "task slots (default: render slots from `renderfarm tune`)"},
 			&cli.StringFlag{Name: "hostname", Aliases: []string{"n"}, EnvVars: []string{"RENDERFARM_HOSTNAME"}, Usage: "worker node name (default renderfarm@<host>)"},
-			&cli.StringFlag{Name: "result-backend", EnvVars: []string{"RENDERFARM_RESULT_BACKEND"}, Value: "rpc://", Usage: "where task states go: rpc://"},
+			&cli.StringFlag{Name: "result-backend", EnvVars: []string{"RENDERFARM_RESULT_BACKEND"}, Value: "rpc://", Usage: "where task states go: rpc:// or redis://[:password@]host:port/db (rediss:// for TLS), as the Celery app's result_backend"},
+			&cli.DurationFlag{Name: "result-expires", EnvVars: []string{"RENDERFARM_RESULT_EXPIRES"}, Value: worker.DefaultResultExpires, Usage: "how long redis:// keeps task states (Celery's result_expires; 0: forever)"},
 			&cli.StringFlag{Name: "acks", EnvVars: []string{"RENDERFARM_ACKS"}, Value: "late", Usage: "late: ack when a task finishes; early: when it starts"},
 			&cli.IntFlag{Name: "prefetch", EnvVars: []string{"RENDERFARM_PREFETCH"}, Usage: "unacked deliveries per queue (default 4 x concurrency)"},
 			&cli.BoolFlag{Name: "events", Aliases: []string{"E"}, EnvVars: []string{"RENDERFARM_EVENTS"}, Value: true, Usage: "send task and worker events (celery events, Flower)"},
@@ -105,8 +106,17 @@ func runWorker(c *cli.Context) error {
 	if dir := c.String("state-dir"); dir != "" {
 		cfg.RevokedFile = filepath.Join(dir, "revoked-"+strings.ReplaceAll(cfg.Hostname, "/", "_")+".tsv")
 	}
-	if rb := c.String("result-backend"); rb != "rpc://" && rb != "rpc" {
-		return cli.Exit(fmt.Sprintf("--result-backend %q: only rpc:// is supported", rb), 2)
+	switch rb := c.String("result-backend"); {
+	case rb == "rpc://" || rb == "rpc":
+	case strings.HasPrefix(rb, "redis://") || strings.HasPrefix(rb, "rediss://"):
+		redisResults, err := worker.NewRedisBackend(rb, c.Duration("result-expires"))
+		if err != nil {
+			return cli.Exit(fmt.Sprintf("--result-backend/--result-expires: %v", err), 2)
+		}
+		defer redisResults.Close()
+		cfg.Results = redisResults
+	default:
+		return cli.Exit(fmt.Sprintf("--result-backend %q: want rpc://, redis:// or rediss://", rb), 2)
 	}
 
 	// First SIGINT/SIGTERM: warm shutdown; a second: cold.
