@@ -33,7 +33,7 @@ hand back the rest); a second signal: cold shutdown. SIGTSTP stops taking new
 work; SIGCONT resumes.`,
 		Flags: append(engineFlags(),
 			brokerFlag(),
-			&cli.StringFlag{Name: "queues", Aliases: []string{"Q"}, EnvVars: []string{"RENDERFARM_QUEUES"}, Value: "celery", Usage: "comma-separated queues to consume"},
+			&cli.StringFlag{Name: "queues", Aliases: []string{"Q"}, EnvVars: []string{"RENDERFARM_QUEUES"}, Value: "celery", Usage: "comma-separated queues to consume, each NAME[:EXCHANGE[:ROUTING_KEY]] (exchange and key default to NAME)"},
 			&cli.IntFlag{Name: "concurrency", Aliases: []string{"c"}, EnvVars: []string{"RENDERFARM_CONCURRENCY"}, Usage: "task slots (default: render slots from `renderfarm tune`)"},
 			&cli.StringFlag{Name: "hostname", Aliases: []string{"n"}, EnvVars: []string{"RENDERFARM_HOSTNAME"}, Usage: "worker node name (default renderfarm@<host>)"},
 			&cli.StringFlag{Name: "result-backend", EnvVars: []string{"RENDERFARM_RESULT_BACKEND"}, Value: "rpc://", Usage: "where task states go: rpc:// or redis://[:password@]host:port/db (rediss:// for TLS), as the Celery app's result_backend"},
@@ -53,6 +53,39 @@ work; SIGCONT resumes.`,
 		),
 		Action: runWorker,
 	}
+}
+
+// parseQueues reads --queues: NAME[:EXCHANGE[:ROUTING_KEY]], comma-separated,
+// the same three settings as a kombu Queue(name, Exchange(exchange),
+// routing_key=key) in the Celery app's task_queues.
+func parseQueues(s string) ([]worker.QueueConfig, error) {
+	var out []worker.QueueConfig
+	seen := map[string]bool{}
+	for _, spec := range strings.Split(s, ",") {
+		if spec = strings.TrimSpace(spec); spec == "" {
+			continue
+		}
+		parts := strings.Split(spec, ":")
+		if len(parts) > 3 || parts[0] == "" {
+			return nil, fmt.Errorf("--queues: %q: want NAME[:EXCHANGE[:ROUTING_KEY]]", spec)
+		}
+		q := worker.QueueConfig{Name: parts[0]}
+		if len(parts) > 1 {
+			q.Exchange = parts[1]
+		}
+		if len(parts) > 2 {
+			q.RoutingKey = parts[2]
+		}
+		if seen[q.Name] {
+			return nil, fmt.Errorf("--queues: %q is listed twice", q.Name)
+		}
+		seen[q.Name] = true
+		out = append(out, q)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("--queues: name at least one queue")
+	}
+	return out, nil
 }
 
 func newLogger(level string) (*slog.Logger, error) {
@@ -98,10 +131,13 @@ func runWorker(c *cli.Context) error {
 	default:
 		return cli.Exit("--acks must be late or early", 2)
 	}
-	for _, name := range strings.Split(c.String("queues"), ",") {
-		if name = strings.TrimSpace(name); name != "" {
-			cfg.Queues = append(cfg.Queues, worker.QueueConfig{Name: name, Quorum: c.Bool("quorum"), DeliveryLimit: c.Int("delivery-limit")})
-		}
+	queues, err := parseQueues(c.String("queues"))
+	if err != nil {
+		return cli.Exit(err.Error(), 2)
+	}
+	for _, q := range queues {
+		q.Quorum, q.DeliveryLimit = c.Bool("quorum"), c.Int("delivery-limit")
+		cfg.Queues = append(cfg.Queues, q)
 	}
 	if dir := c.String("state-dir"); dir != "" {
 		cfg.RevokedFile = filepath.Join(dir, "revoked-"+strings.ReplaceAll(cfg.Hostname, "/", "_")+".tsv")
