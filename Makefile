@@ -34,6 +34,7 @@ fuzz:
 	$(GO) test ./render -run '^$$' -fuzz '^FuzzParseRequest$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./render -run '^$$' -fuzz '^FuzzRender$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./broker/celery -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./storage -run '^$$' -fuzz '^FuzzParseLocation$$' -fuzztime $(FUZZTIME)
 
 # Side by side with vipsthumbnail on real photos; prints medians and ratios.
 bench: build

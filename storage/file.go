@@ -1,0 +1,227 @@
+package storage
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+)
+
+// The file backend confines every access twice: a lexical check (Check,
+// no I/O), then the path with symlinks resolved must still be inside a
+// root, and the actual open/mkdir/rename go through os.Root, which refuses
+// any symlink leaving the root at the moment of use. The resolution gives a
+// clear error and allows absolute symlinks that stay inside; os.Root closes
+// the race between resolving and using.
+
+func (s *Store) checkFile(loc Location) error {
+	if len(s.roots) == 0 {
+		return errorf(CodeForbidden, loc.Raw, "file locations are disabled: no file roots configured")
+	}
+	for _, r := range s.roots {
+		if rel, ok := within(r.given, loc.Path); ok && rel != "." {
+			return nil
+		}
+		if rel, ok := within(r.resolved, loc.Path); ok && rel != "." {
+			return nil
+		}
+	}
+	return errorf(CodeForbidden, loc.Raw, "outside the file roots")
+}
+
+// within returns p relative to base if p is base or below it. Both are
+// clean absolute paths, so a ".." first element is the only way out.
+func within(base, p string) (string, bool) {
+	rel, err := filepath.Rel(base, p)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return "", false
+	}
+	return rel, true
+}
+
+// resolveFile returns the resolved root containing loc and loc's path
+// relative to it. For writes only the parent directory is resolved: the
+// final rename replaces whatever is at the name (a symlink included)
+// instead of writing through it.
+func (s *Store) resolveFile(loc Location, forWrite bool) (root, rel string, err error) {
+	if err := s.checkFile(loc); err != nil {
+		return "", "", err
+	}
+	var resolved string
+	if forWrite {
+		dir, err := evalExisting(filepath.Dir(loc.Path))
+		if err != nil {
+			return "", "", fileError(loc.Raw, err)
+		}
+		resolved = filepath.Join(dir, filepath.Base(loc.Path))
+	} else if resolved, err = filepath.EvalSymlinks(loc.Path); err != nil {
+		return "", "", fileError(loc.Raw, err)
+	}
+	for _, r := range s.roots {
+		if rel, ok := within(r.resolved, resolved); ok && rel != "." {
+			return r.resolved, rel, nil
+		}
+	}
+	return "", "", errorf(CodeForbidden, loc.Raw, "resolves outside the file roots (symlink)")
+}
+
+// evalExisting resolves the symlinks of the longest existing prefix of p
+// and appends the rest, which Put will create.
+func evalExisting(p string) (string, error) {
+	rest := ""
+	for {
+		r, err := filepath.EvalSymlinks(p)
+		if err == nil {
+			return filepath.Join(r, rest), nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return "", err
+		}
+		parent := filepath.Dir(p)
+		if parent == p {
+			return "", err
+		}
+		rest = filepath.Join(filepath.Base(p), rest)
+		p = parent
+	}
+}
+
+func (s *Store) getFile(loc Location, maxBytes int64) ([]byte, error) {
+	rootDir, rel, err := s.resolveFile(loc, false)
+	if err != nil {
+		return nil, err
+	}
+	root, err := os.OpenRoot(rootDir)
+	if err != nil {
+		return nil, fileError(loc.Raw, err)
+	}
+	defer root.Close()
+	// O_NONBLOCK: opening a FIFO someone left under a root must not hang
+	// the worker; regular files ignore the flag.
+	f, err := root.OpenFile(rel, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, fileError(loc.Raw, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fileError(loc.Raw, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, errorf(CodeNotFound, loc.Raw, "not a regular file")
+	}
+	if fi.Size() > maxBytes {
+		return nil, errorf(CodeTooLarge, loc.Raw, "%d bytes, over the cap of %d", fi.Size(), maxBytes)
+	}
+	data, err := readCapped(f, fi.Size(), maxBytes)
+	switch {
+	case errors.Is(err, errOverCap):
+		return nil, errorf(CodeTooLarge, loc.Raw, "over the cap of %d bytes (the file grew while read)", maxBytes)
+	case err != nil:
+		return nil, fileError(loc.Raw, err)
+	}
+	return data, nil
+}
+
+// putFile writes atomically: a temporary file in the target directory,
+// fsync, rename over the target, fsync of the directory. Readers see the
+// old content or the new one, never a prefix; after a crash the target is
+// whole or absent, and at worst a dot-prefixed temporary file remains.
+func (s *Store) putFile(ctx context.Context, loc Location, data []byte) (PutResult, error) {
+	rootDir, rel, err := s.resolveFile(loc, true)
+	if err != nil {
+		return PutResult{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return PutResult{}, newError(CodeUnavailable, loc.Raw, "cancelled", err)
+	}
+	root, err := os.OpenRoot(rootDir)
+	if err != nil {
+		return PutResult{}, fileError(loc.Raw, err)
+	}
+	defer root.Close()
+
+	dir := filepath.Dir(rel)
+	if dir != "." {
+		if err := root.MkdirAll(dir, 0o755); err != nil {
+			if errors.Is(err, syscall.ENOTDIR) || errors.Is(err, syscall.EEXIST) {
+				return PutResult{}, newError(CodeInvalidArgument, loc.Raw, "a file is in the way of the directory", err)
+			}
+			return PutResult{}, fileError(loc.Raw, err)
+		}
+	}
+	var rnd [8]byte
+	_, _ = rand.Read(rnd[:])
+	tmp := filepath.Join(dir, "."+filepath.Base(rel)+".tmp-"+hex.EncodeToString(rnd[:]))
+	f, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return PutResult{}, fileError(loc.Raw, err)
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			f.Close()
+			_ = root.Remove(tmp)
+		}
+	}()
+	if _, err := f.Write(data); err != nil {
+		return PutResult{}, fileError(loc.Raw, err)
+	}
+	if err := f.Sync(); err != nil {
+		return PutResult{}, fileError(loc.Raw, err)
+	}
+	if err := f.Close(); err != nil {
+		return PutResult{}, fileError(loc.Raw, err)
+	}
+	if err := root.Rename(tmp, rel); err != nil {
+		return PutResult{}, fileError(loc.Raw, err)
+	}
+	committed = true
+	if err := syncDir(root, dir); err != nil {
+		return PutResult{}, fileError(loc.Raw, err)
+	}
+	sum := sha256Hex(data)
+	return PutResult{ETag: `"` + sum + `"`, Size: int64(len(data)), SHA256: sum}, nil
+}
+
+// syncDir makes the rename itself durable. Filesystems that cannot fsync
+// a directory say EINVAL; there is nothing more to do on those.
+func syncDir(root *os.Root, dir string) error {
+	d, err := root.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) && !errors.Is(err, syscall.ENOTSUP) {
+		return err
+	}
+	return nil
+}
+
+func fileError(loc string, err error) error {
+	switch {
+	case errors.Is(err, fs.ErrNotExist), errors.Is(err, syscall.ENOTDIR):
+		return newError(CodeNotFound, loc, "no such file", err)
+	case errors.Is(err, fs.ErrPermission):
+		return newError(CodeForbidden, loc, "permission denied", err)
+	case errors.Is(err, syscall.ELOOP), isRootEscape(err):
+		return newError(CodeForbidden, loc, "a symlink leads outside the file root", err)
+	case errors.Is(err, syscall.EISDIR), errors.Is(err, syscall.EEXIST), errors.Is(err, syscall.ENOTEMPTY):
+		return newError(CodeInvalidArgument, loc, "a directory is in the way", err)
+	case errors.Is(err, syscall.ENAMETOOLONG):
+		return newError(CodeInvalidLocation, loc, "name too long", err)
+	}
+	// ENOSPC, EIO, EMFILE...: the disk or the process, not the request.
+	return newError(CodeUnavailable, loc, "file system error", err)
+}
+
+// isRootEscape recognises os.Root's refusal, which has no exported
+// sentinel (os.errPathEscapes) as of Go 1.26.
+func isRootEscape(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "path escapes from parent")
+}
