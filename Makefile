@@ -10,7 +10,7 @@ DEMO_SOURCES := testdata/photo.jpg testdata/photo-progressive.jpg testdata/photo
 	testdata/photo.webp testdata/photo.tif testdata/cmyk.jpg testdata/adobergb.jpg \
 	testdata/orient-6.jpg testdata/alpha.png testdata/animated.gif
 
-.PHONY: all setup build demo test fuzz bench testdata clean
+.PHONY: all setup build demo test fuzz bench bench-worker testdata clean
 
 all: build
 
@@ -39,6 +39,11 @@ fuzz:
 # Side by side with vipsthumbnail on real photos; prints medians and ratios.
 bench: build
 	bash scripts/bench.sh
+
+# The Go worker against a stock Celery 5.2 worker on no-op tasks, and
+# publish throughput with confirms.
+bench-worker: setup
+	bash scripts/bench-worker.sh
 
 testdata:
 	$(GO) run ./testdata/gen -out testdata
