@@ -100,6 +100,7 @@ func (c *Consumer) run(r *request, reg registered) {
 			trace = &o.trace
 		}
 		c.failure(r, exceptionInfo(o.err), trace)
+		c.recordFailure(r, o.err)
 	}
 	if !r.acked {
 		c.settle(r, r.d.Ack())
@@ -170,6 +171,22 @@ func (c *Consumer) failure(r *request, exc celery.ExceptionInfo, trace *string) 
 	}
 }
 
+// DeadLetterer is a handler error whose task should also be recorded in
+// the dead-letter exchange, with this reason, when it finally fails.
+type DeadLetterer interface{ DeadLetterReason() string }
+
+func (c *Consumer) recordFailure(r *request, err error) {
+	var dl DeadLetterer
+	if !errors.As(err, &dl) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if perr := deadLetter(ctx, c.rt.conn, c.rt.cfg.DeadLetterExchange, c.rt.cfg.Hostname, r.d, r.queue.Name, dl.DeadLetterReason()); perr != nil {
+		c.rt.log.Error("failed task not dead-lettered", "id", r.msg.ID, "err", perr)
+	}
+}
+
 // revoked settles a task that is not to run, or was stopped.
 func (c *Consumer) revoked(r *request, reason string, expired bool) {
 	c.store(r, celery.Result{TaskID: r.msg.ID, Status: celery.Revoked, Result: celery.TaskRevoked(reason), Children: []any{}})
@@ -190,6 +207,7 @@ func (c *Consumer) retry(r *request, rt *Retry, defaultMax int) {
 	}
 	if msg.Retries >= maxRetries {
 		c.failure(r, exceptionInfo(cause), nil)
+		c.recordFailure(r, cause)
 		return
 	}
 	next := *msg

@@ -12,6 +12,9 @@ import (
 	"time"
 
 	"github.com/renderfarm/renderfarm/broker"
+	"github.com/renderfarm/renderfarm/job"
+	"github.com/renderfarm/renderfarm/render"
+	"github.com/renderfarm/renderfarm/storage"
 	"github.com/renderfarm/renderfarm/worker"
 	"github.com/urfave/cli/v2"
 )
@@ -49,10 +52,64 @@ work; SIGCONT resumes.`,
 			&cli.StringFlag{Name: "dead-letter-exchange", EnvVars: []string{"RENDERFARM_DEAD_LETTER_EXCHANGE"}, Value: worker.DefaultDeadLetter, Usage: "where malformed and poison messages go"},
 			&cli.StringFlag{Name: "state-dir", EnvVars: []string{"RENDERFARM_STATE_DIR"}, Value: "/var/lib/renderfarm", Usage: "directory for the worker's persisted state (revoked task ids)"},
 			&cli.StringFlag{Name: "log-level", EnvVars: []string{"RENDERFARM_LOG_LEVEL"}, Value: "info", Usage: "debug, info, warn or error"},
+			&cli.StringFlag{Name: "file-root", EnvVars: []string{"RENDERFARM_FILE_ROOT"}, Usage: "colon-separated directories file:// sources and outputs must be in (default: none, file:// refused)"},
+			&cli.StringFlag{Name: "journal", EnvVars: []string{"RENDERFARM_JOURNAL"}, Value: "file:///var/lib/renderfarm/jobs/", Usage: "location prefix for job manifests, e.g. s3://bucket/_renderfarm/jobs/"},
+			&cli.StringFlag{Name: "buckets", EnvVars: []string{"RENDERFARM_BUCKETS"}, Usage: "comma-separated S3 buckets jobs may use (default: any)"},
+			&cli.BoolFlag{Name: "s3-path-style", EnvVars: []string{"RENDERFARM_S3_PATH_STYLE"}, Usage: "path-style S3 URLs, for S3-compatible servers"},
+			&cli.StringFlag{Name: "http-allow", EnvVars: []string{"RENDERFARM_HTTP_ALLOW"}, Usage: "comma-separated hosts or CIDRs exempt from the SSRF guard for https:// sources"},
 			&cli.BoolFlag{Name: "test-tasks", EnvVars: []string{"RENDERFARM_TEST_TASKS"}, Hidden: true, Usage: "register renderfarm.test.* tasks"},
 		),
 		Action: runWorker,
 	}
+}
+
+// renderJobs builds the renderfarm.render task: engine, storage, recipes.
+func renderJobs(c *cli.Context, t render.Tuning, hostname string, log *slog.Logger) (*job.Runner, error) {
+	engine, err := render.New(t.Config)
+	if err != nil {
+		return nil, err
+	}
+	recipes, err := render.LoadRecipes(c.String("recipes"))
+	if err != nil {
+		return nil, err
+	}
+	scfg := storage.Config{S3PathStyle: c.Bool("s3-path-style"), Logger: log}
+	if roots := c.String("file-root"); roots != "" {
+		scfg.FileRoots = filepath.SplitList(roots)
+	}
+	scfg.AllowedBuckets = splitList(c.String("buckets"))
+	scfg.HTTPAllow = splitList(c.String("http-allow"))
+	store, err := storage.New(c.Context, scfg)
+	if err != nil {
+		return nil, err
+	}
+	// The journal gets a store of its own, rooted at the journal when it is
+	// local, so requests cannot write into it through --file-root.
+	jcfg := scfg
+	jcfg.FileRoots = nil
+	if loc, err := storage.ParseLocation(c.String("journal") + "x"); err == nil && loc.Scheme == storage.SchemeFile {
+		dir := filepath.Dir(loc.Path)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("--journal: %w", err)
+		}
+		jcfg.FileRoots = []string{dir}
+	}
+	journal, err := storage.New(c.Context, jcfg)
+	if err != nil {
+		return nil, err
+	}
+	return job.New(job.Config{Engine: engine, Store: store, JournalStore: journal, Recipes: recipes,
+		Journal: c.String("journal"), Hostname: hostname, Logger: log})
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // parseQueues reads --queues: NAME[:EXCHANGE[:ROUTING_KEY]], comma-separated,
@@ -174,6 +231,11 @@ func runWorker(c *cli.Context) error {
 	if c.Bool("test-tasks") {
 		worker.RegisterTestTasks(reg)
 	}
+	runner, err := renderJobs(c, t, cfg.Hostname, log)
+	if err != nil {
+		return err
+	}
+	runner.Register(reg)
 	w, err := worker.New(conn, reg, cfg)
 	if err != nil {
 		return err

@@ -1,0 +1,250 @@
+package job
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/renderfarm/renderfarm/render"
+	"github.com/renderfarm/renderfarm/storage"
+	"github.com/renderfarm/renderfarm/worker"
+)
+
+// Config is what a render job needs from the process.
+type Config struct {
+	Engine  *render.Engine
+	Store   *storage.Store
+	Recipes render.Recipes
+	// Journal is the location prefix manifests are written under, e.g.
+	// s3://bucket/_renderfarm/jobs/ or file:///var/lib/renderfarm/jobs/,
+	// through JournalStore (default: Store). A separate store keeps the
+	// journal out of reach of the file roots that requests may write to.
+	Journal      string
+	JournalStore *storage.Store
+	Hostname     string
+	// MaxAttempts bounds transient failures (storage, network) before the
+	// job fails for good; RetryBase is the first backoff, doubled each time,
+	// with jitter.
+	MaxAttempts int
+	RetryBase   time.Duration
+	Logger      *slog.Logger
+}
+
+// Runner runs renderfarm.render tasks.
+type Runner struct{ cfg Config }
+
+func New(cfg Config) (*Runner, error) {
+	if cfg.Engine == nil || cfg.Store == nil {
+		return nil, errors.New("job: an engine and a store are required")
+	}
+	if cfg.Journal == "" {
+		return nil, errors.New("job: a journal location is required")
+	}
+	if _, err := storage.ParseLocation(cfg.Journal + "x.json"); err != nil {
+		return nil, fmt.Errorf("job: journal %q: %w", cfg.Journal, err)
+	}
+	if cfg.JournalStore == nil {
+		cfg.JournalStore = cfg.Store
+	}
+	if cfg.Recipes == nil {
+		cfg.Recipes = render.BuiltinRecipes()
+	}
+	if cfg.MaxAttempts < 1 {
+		cfg.MaxAttempts = 5
+	}
+	if cfg.RetryBase <= 0 {
+		cfg.RetryBase = 2 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Runner{cfg: cfg}, nil
+}
+
+// Register adds renderfarm.render to a worker's registry.
+func (r *Runner) Register(reg *worker.Registry) {
+	maxRetries := r.cfg.MaxAttempts - 1
+	reg.Register(TaskName, r.Handle, worker.TaskOptions{MaxRetries: maxRetries})
+}
+
+// Result is what the task returns to the client.
+type Result struct {
+	Source   SourceInfo   `json:"source"`
+	Outputs  []OutputInfo `json:"outputs"`
+	Timings  Timings      `json:"timings_ms"`
+	Attempts int          `json:"attempts"`
+}
+
+type SourceInfo struct {
+	Width  int    `json:"width"`
+	Height int    `json:"height"`
+	Format string `json:"format"`
+	Bytes  int    `json:"bytes"`
+}
+
+type OutputInfo struct {
+	Key    string `json:"key"`
+	Width  int    `json:"width"`
+	Height int    `json:"height"`
+	Format string `json:"format"`
+	Bytes  int    `json:"bytes"`
+	SHA256 string `json:"sha256"`
+	ETag   string `json:"etag"`
+}
+
+type Timings struct {
+	Fetch  float64 `json:"fetch"`
+	Render float64 `json:"render"`
+	Upload float64 `json:"upload"`
+	Total  float64 `json:"total"`
+}
+
+// Handle runs one job. Bad input fails at once and is dead-lettered;
+// storage and network trouble is retried with backoff, then dead-lettered.
+// The manifest is written before Handle returns, so the worker acks only a
+// job whose outputs and record are stored.
+func (r *Runner) Handle(ctx context.Context, t *worker.Task) (any, error) {
+	start := time.Now()
+	m := &Manifest{TaskID: t.ID, Worker: r.cfg.Hostname, Attempts: t.Retries + 1, Started: start.UTC()}
+	res, err := r.run(ctx, t, m)
+	m.Finished = time.Now().UTC()
+	if res != nil {
+		res.Attempts = m.Attempts
+		res.Timings.Total = ms(time.Since(start))
+	}
+	m.Result = res
+	final := err == nil || isPermanent(err) || t.Retries+1 >= r.cfg.MaxAttempts
+	if err != nil {
+		m.Error = &ManifestError{Message: err.Error(), Permanent: isPermanent(err), Code: errorCode(err)}
+		m.Status = "RETRY"
+		if final {
+			m.Status = "FAILURE"
+		}
+	} else {
+		m.Status = "SUCCESS"
+	}
+	if merr := r.writeManifest(ctx, m); merr != nil {
+		// Without its record the job is not done: try again later.
+		r.cfg.Logger.Error("manifest not written", "task", t.ID, "err", merr)
+		if err == nil || !final {
+			return nil, r.retry(t, fmt.Errorf("writing the manifest: %w", merr))
+		}
+	}
+	switch {
+	case err == nil:
+		return res, nil
+	case final:
+		return nil, failure(err)
+	default:
+		return nil, r.retry(t, err)
+	}
+}
+
+func (r *Runner) run(ctx context.Context, t *worker.Task, m *Manifest) (*Result, error) {
+	req, err := requestFromTask(t.Args, t.Kwargs)
+	if err != nil {
+		return nil, err
+	}
+	m.Request = req
+	variants, err := r.cfg.Recipes.Variants(&req.Request)
+	if err != nil {
+		return nil, err
+	}
+	src, outs, marks, err := r.locations(req, variants)
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{}
+
+	// I/O runs outside the engine's admission: a slow store never holds a
+	// render slot.
+	t0 := time.Now()
+	data, err := r.cfg.Store.Get(ctx, src, r.cfg.Engine.Config().MaxBytes)
+	if err != nil {
+		return nil, err
+	}
+	wm := map[string][]byte{}
+	for name, loc := range marks {
+		if wm[name], err = r.cfg.Store.Get(ctx, loc, r.cfg.Engine.Config().MaxBytes); err != nil {
+			return nil, err
+		}
+	}
+	res.Timings.Fetch = ms(time.Since(t0))
+
+	t1 := time.Now()
+	rendered, err := r.cfg.Engine.Render(ctx, render.Job{Source: data, Variants: variants, Watermarks: wm})
+	if err != nil {
+		return nil, err
+	}
+	res.Timings.Render = ms(time.Since(t1))
+	res.Source = SourceInfo{Width: rendered.Source.Width, Height: rendered.Source.Height, Format: string(rendered.Source.Format), Bytes: rendered.Source.Bytes}
+	if rendered.Source.Orientation >= 5 {
+		res.Source.Width, res.Source.Height = rendered.Source.Height, rendered.Source.Width
+	}
+
+	// Keys are the request's own, so a retry after a partial upload
+	// rewrites the same objects.
+	t2 := time.Now()
+	for i, o := range rendered.Outputs {
+		put, err := r.cfg.Store.Put(ctx, outs[i], o.Data, storage.PutOptions{
+			ContentType: o.ContentType, CacheControl: req.CacheControl,
+			ContentDisposition: req.ContentDisposition, Metadata: req.Metadata,
+		})
+		if err != nil {
+			return nil, err
+		}
+		res.Outputs = append(res.Outputs, OutputInfo{Key: o.Key, Width: o.Width, Height: o.Height, Format: string(o.Format),
+			Bytes: len(o.Data), SHA256: put.SHA256, ETag: put.ETag})
+	}
+	res.Timings.Upload = ms(time.Since(t2))
+	return res, nil
+}
+
+// locations parses and checks every location before any I/O, so a hostile
+// key fails the job before its source is even fetched.
+func (r *Runner) locations(req *Request, variants []render.Variant) (storage.Location, []storage.Location, map[string]storage.Location, error) {
+	check := func(raw, field string) (storage.Location, error) {
+		loc, err := storage.ParseLocation(raw)
+		if err == nil {
+			err = r.cfg.Store.Check(loc)
+		}
+		if err != nil {
+			return loc, &fieldErr{field: field, err: err}
+		}
+		return loc, nil
+	}
+	src, err := check(req.Source, "source")
+	if err != nil {
+		return src, nil, nil, err
+	}
+	outs := make([]storage.Location, len(variants))
+	marks := map[string]storage.Location{}
+	for i, v := range variants {
+		if outs[i], err = check(v.Key, fmt.Sprintf("outputs[%d].key", i)); err != nil {
+			return src, nil, nil, err
+		}
+		if outs[i].Scheme != storage.SchemeS3 && outs[i].Scheme != storage.SchemeFile {
+			return src, nil, nil, &fieldErr{field: fmt.Sprintf("outputs[%d].key", i), err: fmt.Errorf("outputs go to s3:// or file://, not %s://", outs[i].Scheme)}
+		}
+		if v.Watermark != nil {
+			if marks[v.Watermark.Image], err = check(v.Watermark.Image, fmt.Sprintf("outputs[%d].watermark.image", i)); err != nil {
+				return src, nil, nil, err
+			}
+		}
+	}
+	return src, outs, marks, nil
+}
+
+// retry asks the worker to run the job again after an exponential backoff
+// with full jitter.
+func (r *Runner) retry(t *worker.Task, err error) error {
+	backoff := r.cfg.RetryBase << min(t.Retries, 10)
+	delay := time.Duration(rand.Int64N(int64(backoff)) + int64(backoff)/2)
+	maxRetries := r.cfg.MaxAttempts - 1
+	return &worker.Retry{Err: failure(err), Countdown: delay, MaxRetries: &maxRetries}
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -1,0 +1,65 @@
+package job
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/renderfarm/renderfarm/storage"
+)
+
+// Manifest is the record of one task: what was asked, what came of it,
+// where and when. The web tier reads job status from it, and the CLI
+// replays jobs from it.
+type Manifest struct {
+	TaskID   string         `json:"task_id"`
+	Status   string         `json:"status"`
+	Request  *Request       `json:"request,omitempty"`
+	Result   *Result        `json:"result,omitempty"`
+	Error    *ManifestError `json:"error,omitempty"`
+	Attempts int            `json:"attempts"`
+	Worker   string         `json:"worker"`
+	Started  time.Time      `json:"started"`
+	Finished time.Time      `json:"finished"`
+}
+
+type ManifestError struct {
+	Code      string `json:"code"`
+	Message   string `json:"message"`
+	Permanent bool   `json:"permanent"`
+}
+
+// ManifestLocation is where a task's manifest lives: the journal prefix,
+// the day the task started, and its id.
+func ManifestLocation(journal, taskID string, day time.Time) string {
+	return fmt.Sprintf("%s%s/%s.json", journal, day.UTC().Format("2006/01/02"), safeID(taskID))
+}
+
+// safeID keeps a task id usable as a key: Celery ids are UUIDs, but the id
+// comes from the message, and a hostile one must not pick the path.
+func safeID(id string) string {
+	b := []byte(id)
+	if len(b) == 0 || len(b) > 128 {
+		return fmt.Sprintf("invalid-id-%x", len(b))
+	}
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			b[i] = '_'
+		}
+	}
+	return string(b)
+}
+
+func (r *Runner) writeManifest(ctx context.Context, m *Manifest) error {
+	data, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return err
+	}
+	loc, err := storage.ParseLocation(ManifestLocation(r.cfg.Journal, m.TaskID, m.Started))
+	if err != nil {
+		return err
+	}
+	_, err = r.cfg.JournalStore.Put(ctx, loc, data, storage.PutOptions{ContentType: "application/json"})
+	return err
+}
