@@ -14,6 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/renderfarm/renderfarm/broker"
 	"github.com/renderfarm/renderfarm/internal/testenv"
 	"github.com/renderfarm/renderfarm/render"
@@ -30,7 +33,23 @@ type farm struct {
 
 func startFarm(t *testing.T) *farm {
 	t.Helper()
-	f := &farm{url: testenv.RabbitMQ(t), root: t.TempDir(), journal: t.TempDir()}
+	f := &farm{root: t.TempDir(), journal: t.TempDir()}
+	store, err := storage.New(context.Background(), storage.Config{FileRoots: []string{f.root}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	journalStore, err := storage.New(context.Background(), storage.Config{FileRoots: []string{f.journal}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.serve(t, store, journalStore, "file://"+f.journal+"/")
+	return f
+}
+
+// serve runs a worker with renderfarm.render on these stores.
+func (f *farm) serve(t *testing.T, store, journalStore *storage.Store, journal string) {
+	t.Helper()
+	f.url = testenv.RabbitMQ(t)
 	ctx := context.Background()
 	conn, err := broker.Dial(ctx, broker.Config{URL: f.url})
 	if err != nil {
@@ -41,15 +60,7 @@ func startFarm(t *testing.T) *farm {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := storage.New(ctx, storage.Config{FileRoots: []string{f.root}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	journalStore, err := storage.New(ctx, storage.Config{FileRoots: []string{f.journal}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	runner, err := New(Config{Engine: engine, Store: store, JournalStore: journalStore, Journal: "file://" + f.journal + "/",
+	runner, err := New(Config{Engine: engine, Store: store, JournalStore: journalStore, Journal: journal,
 		Hostname: "renderfarm@test", MaxAttempts: 2, RetryBase: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -68,7 +79,6 @@ func startFarm(t *testing.T) *farm {
 		<-done
 		conn.Close()
 	})
-	return f
 }
 
 // send submits a request with the stock Python client, as an app would.
@@ -195,5 +205,66 @@ func TestRenderTaskBadInputsFailClearly(t *testing.T) {
 	}
 	if out := f.send(t, map[string]any{"source": f.copyTestdata(t, "photo.jpg"), "recipe": "default", "dest": dest}); out["state"] != "SUCCESS" {
 		t.Errorf("render after the bad ones: %v", out)
+	}
+}
+
+// The same task with sources, outputs and the journal on S3 (versitygw),
+// over plain HTTP and over TLS, where the SDK's checksum handling differs.
+func TestRenderTaskOnS3(t *testing.T) {
+	for _, useTLS := range []bool{false, true} {
+		t.Run(map[bool]string{false: "http", true: "https"}[useTLS], func(t *testing.T) {
+			srv := testenv.S3(t, useTLS)
+			srv.CreateBucket(t, "uploads")
+			srv.CreateBucket(t, "renders")
+			store, err := storage.New(context.Background(), storage.Config{
+				S3Endpoint: srv.Endpoint, S3Region: srv.Region, S3PathStyle: true, S3CACertPEM: srv.CACertPEM,
+				S3Credentials:  credentials.NewStaticCredentialsProvider(srv.AccessKey, srv.SecretKey, ""),
+				AllowedBuckets: []string{"uploads", "renders"},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			photo, _ := os.ReadFile("../testdata/photo.jpg")
+			if _, err := store.Put(context.Background(), storage.MustParseLocation("s3://uploads/u/photo.jpg"), photo, storage.PutOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			f := &farm{}
+			journal := "s3://renders/_renderfarm/jobs/"
+			f.serve(t, store, store, journal)
+
+			out := f.send(t, map[string]any{"source": "s3://uploads/u/photo.jpg", "recipe": "gallery", "dest": "s3://renders/photo/",
+				"cache_control": "public, max-age=60", "content_disposition": "inline", "metadata": map[string]string{"upload": "42"}})
+			if out["state"] != "SUCCESS" {
+				t.Fatalf("render task: %v", out)
+			}
+			outputs := out["result"].(map[string]any)["outputs"].([]any)
+			if len(outputs) != 8 {
+				t.Fatalf("%d outputs, want the gallery's 8", len(outputs))
+			}
+			first := outputs[0].(map[string]any)
+			head, err := srv.Client(t).HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: aws.String("renders"), Key: aws.String("photo/64.webp")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if first["key"] != "s3://renders/photo/64.webp" || aws.ToString(head.ContentType) != "image/webp" ||
+				aws.ToString(head.CacheControl) != "public, max-age=60" || head.Metadata["upload"] != "42" || aws.ToString(head.ETag) != first["etag"] {
+				t.Errorf("stored object: type %s cache %s meta %v etag %s; result %v", aws.ToString(head.ContentType),
+					aws.ToString(head.CacheControl), head.Metadata, aws.ToString(head.ETag), first)
+			}
+			m, err := store.Get(context.Background(), storage.MustParseLocation(ManifestLocation(journal, out["id"].(string), time.Now())), 1<<20)
+			if err != nil || !bytes.Contains(m, []byte(`"status": "SUCCESS"`)) {
+				t.Errorf("manifest on S3: %v %s", err, m)
+			}
+			// A bucket that is not allowed fails before any request.
+			out = f.send(t, map[string]any{"source": "s3://uploads/u/photo.jpg", "recipe": "default", "dest": "s3://elsewhere/x/"})
+			if out["state"] != "FAILURE" || !strings.Contains(fmt.Sprint(out["exc_message"]), "forbidden") {
+				t.Errorf("disallowed bucket: %v", out)
+			}
+			// A missing key is permanent.
+			out = f.send(t, map[string]any{"source": "s3://uploads/u/missing.jpg", "recipe": "default", "dest": "s3://renders/m/"})
+			if out["state"] != "FAILURE" || !strings.Contains(fmt.Sprint(out["exc_message"]), "not_found") {
+				t.Errorf("missing key: %v", out)
+			}
+		})
 	}
 }

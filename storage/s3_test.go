@@ -51,25 +51,7 @@ func s3Store(t *testing.T, srv testenv.S3Server, mod func(*Config)) *Store {
 
 // rawS3 is a plain SDK client for what the Store does not do: creating
 // buckets and reading object headers back.
-func rawS3(t *testing.T, srv testenv.S3Server) *s3.Client {
-	t.Helper()
-	tr := &http.Transport{Proxy: nil}
-	if srv.CACertPEM != nil {
-		pool := x509.NewCertPool()
-		pool.AppendCertsFromPEM(srv.CACertPEM)
-		tr.TLSClientConfig = &tls.Config{RootCAs: pool}
-	}
-	t.Cleanup(tr.CloseIdleConnections)
-	return s3.New(s3.Options{
-		Region:                     srv.Region,
-		BaseEndpoint:               aws.String(srv.Endpoint),
-		UsePathStyle:               true,
-		Credentials:                credentials.NewStaticCredentialsProvider(srv.AccessKey, srv.SecretKey, ""),
-		HTTPClient:                 &http.Client{Transport: tr},
-		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenRequired,
-		ResponseChecksumValidation: aws.ResponseChecksumValidationWhenRequired,
-	})
-}
+func rawS3(t *testing.T, srv testenv.S3Server) *s3.Client { return srv.Client(t) }
 
 func createBucket(t *testing.T, c *s3.Client, name string) {
 	t.Helper()

@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -23,6 +24,10 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 )
 
 // S3Server is a running versitygw: an S3 API on loopback backed by a
@@ -282,4 +287,34 @@ func s3LogTail(b []byte, n int) []byte {
 		return b[len(b)-n:]
 	}
 	return b
+}
+
+// Client is a plain SDK client for this server, for what tests do around
+// the code under test: creating buckets, reading object headers back.
+func (s S3Server) Client(t testing.TB) *s3.Client {
+	t.Helper()
+	tr := &http.Transport{Proxy: nil}
+	if s.CACertPEM != nil {
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(s.CACertPEM)
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool}
+	}
+	t.Cleanup(tr.CloseIdleConnections)
+	return s3.New(s3.Options{
+		Region:                     s.Region,
+		BaseEndpoint:               aws.String(s.Endpoint),
+		UsePathStyle:               true,
+		Credentials:                credentials.NewStaticCredentialsProvider(s.AccessKey, s.SecretKey, ""),
+		HTTPClient:                 &http.Client{Transport: tr},
+		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenRequired,
+		ResponseChecksumValidation: aws.ResponseChecksumValidationWhenRequired,
+	})
+}
+
+// CreateBucket makes a bucket on this server.
+func (s S3Server) CreateBucket(t testing.TB, name string) {
+	t.Helper()
+	if _, err := s.Client(t).CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: aws.String(name)}); err != nil {
+		t.Fatalf("testenv: CreateBucket %s: %v", name, err)
+	}
 }
