@@ -6,10 +6,6 @@ GO    ?= go
 # Fuzz each target briefly in `make test`; longer runs: make fuzz FUZZTIME=5m
 FUZZTIME ?= 10s
 
-DEMO_SOURCES := testdata/photo.jpg testdata/photo-progressive.jpg testdata/photo.png \
-	testdata/photo.webp testdata/photo.tif testdata/cmyk.jpg testdata/adobergb.jpg \
-	testdata/orient-6.jpg testdata/alpha.png testdata/animated.gif
-
 .PHONY: all setup build demo test fuzz bench bench-worker testdata clean
 
 all: build
@@ -20,10 +16,11 @@ setup:
 build: setup
 	$(GO) build -o $(BIN) ./cmd/renderfarm
 
-# The main job on the embedded default: render testdata's photos with the
-# built-in default recipe into ./out and print what was written.
+# The main job, the whole path on one machine: RabbitMQ, a worker on local
+# files, a Python Celery app enqueueing testdata's photos with the default
+# recipe; prints what was written to ./out.
 demo: build
-	$(BIN) render --recipe default --out out $(wildcard $(DEMO_SOURCES))
+	bash scripts/demo.sh
 
 test: setup
 	$(GO) vet ./...

@@ -268,3 +268,19 @@ func TestRenderTaskOnS3(t *testing.T) {
 		})
 	}
 }
+
+// The README's render example runs unchanged against the farm.
+func TestRenderExample(t *testing.T) {
+	f := startFarm(t)
+	src := strings.TrimPrefix(f.copyTestdata(t, "photo.jpg"), "file://")
+	bad := strings.TrimPrefix(f.copyTestdata(t, "truncated.jpg"), "file://")
+	out, err := exec.Command("/usr/bin/python3", "../examples/python/render_photos.py", f.url, filepath.Join(f.root, "out"), src, bad).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	for _, want := range []string{"photo-jpg/thumb.jpg", "200x200", "photo-jpg/large.jpg", "FAILED RenderError: corrupt_image", "2 sources, 1 failed"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("example output lacks %q:\n%s", want, out)
+		}
+	}
+}
