@@ -219,7 +219,7 @@ func TestRenderTaskOnS3(t *testing.T) {
 			store, err := storage.New(context.Background(), storage.Config{
 				S3Endpoint: srv.Endpoint, S3Region: srv.Region, S3PathStyle: true, S3CACertPEM: srv.CACertPEM,
 				S3Credentials:  credentials.NewStaticCredentialsProvider(srv.AccessKey, srv.SecretKey, ""),
-				AllowedBuckets: []string{"uploads", "renders"},
+				AllowedBuckets: []string{"uploads", "renders", "ghost"},
 			})
 			if err != nil {
 				t.Fatal(err)
@@ -259,6 +259,11 @@ func TestRenderTaskOnS3(t *testing.T) {
 			out = f.send(t, map[string]any{"source": "s3://uploads/u/photo.jpg", "recipe": "default", "dest": "s3://elsewhere/x/"})
 			if out["state"] != "FAILURE" || !strings.Contains(fmt.Sprint(out["exc_message"]), "forbidden") {
 				t.Errorf("disallowed bucket: %v", out)
+			}
+			// A bucket that is allowed but does not exist is permanent too.
+			out = f.send(t, map[string]any{"source": "s3://ghost/u/photo.jpg", "recipe": "default", "dest": "s3://renders/g/"})
+			if out["state"] != "FAILURE" || !strings.Contains(fmt.Sprint(out["exc_message"]), "not_found") {
+				t.Errorf("missing bucket: %v", out)
 			}
 			// A missing key is permanent.
 			out = f.send(t, map[string]any{"source": "s3://uploads/u/missing.jpg", "recipe": "default", "dest": "s3://renders/m/"})
