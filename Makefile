@@ -6,7 +6,7 @@ GO    ?= go
 # Fuzz each target briefly in `make test`; longer runs: make fuzz FUZZTIME=5m
 FUZZTIME ?= 10s
 
-.PHONY: all setup build demo test fuzz bench bench-worker testdata clean
+.PHONY: all setup build demo test fuzz bench bench-worker bench-e2e testdata clean
 
 all: build
 
@@ -41,6 +41,11 @@ bench: build
 # publish throughput with confirms.
 bench-worker: setup
 	bash scripts/bench-worker.sh
+
+# The render task end to end (RabbitMQ, one worker, versitygw) against the
+# in-process engine on the same photos.
+bench-e2e: build
+	bash scripts/bench-e2e.sh
 
 testdata:
 	$(GO) run ./testdata/gen -out testdata
