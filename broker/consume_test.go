@@ -133,3 +133,34 @@ func TestConsumerResubscribesAfterBrokerCancel(t *testing.T) {
 		}
 	}
 }
+
+// A task that holds a low delivery tag must not stall the acks of the ones
+// finishing after it (an ack-batching scheme that waits for a contiguous
+// run would): with prefetch 4 and the first delivery held, the other 19
+// still flow; and once everything is acked, nothing is left unacknowledged.
+func TestAcksNeverStallBehindAHeldDelivery(t *testing.T) {
+	c, u := dialTest(t)
+	mustDeclare(t, c, Topology{Queues: []Queue{{Name: "coalesce", Durable: true}}})
+	for i := range 20 {
+		if err := c.Publish(testCtx(t, 5*time.Second), "", "coalesce", text(fmt.Sprint(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	deliveries := mustConsume(t, c, ctx, ConsumeOptions{Queue: "coalesce", Prefetch: 4})
+	held := receive(t, deliveries, 5*time.Second)
+	for range 19 {
+		if err := receive(t, deliveries, 5*time.Second).Ack(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitQueue(t, u, "coalesce", queueCounts{ready: 0, unacked: 1})
+	if err := held.Ack(); err != nil {
+		t.Fatal(err)
+	}
+	if err := held.Ack(); err != ErrAlreadySettled {
+		t.Errorf("second ack: %v, want ErrAlreadySettled", err)
+	}
+	waitQueue(t, u, "coalesce", queueCounts{ready: 0, unacked: 0})
+}
