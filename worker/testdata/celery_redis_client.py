@@ -15,25 +15,13 @@ import time
 
 from celery import Celery
 
+from celery_client import outcome  # the same view of a result as the rpc tests
+
 
 def make_app(broker, backend):
     app = Celery("client", broker=broker, backend=backend)
     app.conf.broker_connection_retry_on_startup = False
     return app
-
-
-def outcome(res, timeout):
-    try:
-        value = res.get(timeout=timeout)
-        return {"state": res.state, "result": value}
-    except Exception as exc:  # the task's own exception, re-raised by Celery
-        return {
-            "state": res.state,
-            "exc_type": type(exc).__name__,
-            "exc_module": type(exc).__module__,
-            "exc_message": str(exc),
-            "exc_args": [repr(a) for a in exc.args],
-        }
 
 
 def cmd_send(app, name, args="[]", timeout="30"):
