@@ -34,6 +34,7 @@ func newApp() *cli.App {
 			renderCommand(),
 			tuneCommand(),
 			workerCommand(),
+			replayCommand(),
 		},
 		// Errors are printed once, by main, with a non-zero status.
 		ExitErrHandler: func(*cli.Context, error) {},

@@ -74,9 +74,7 @@ func renderJobs(c *cli.Context, t render.Tuning, hostname string, log *slog.Logg
 		return nil, err
 	}
 	scfg := storage.Config{S3PathStyle: c.Bool("s3-path-style"), Logger: log}
-	if roots := c.String("file-root"); roots != "" {
-		scfg.FileRoots = filepath.SplitList(roots)
-	}
+	scfg.FileRoots = splitPaths(c.String("file-root"))
 	scfg.AllowedBuckets = splitList(c.String("buckets"))
 	scfg.HTTPAllow = splitList(c.String("http-allow"))
 	store, err := storage.New(c.Context, scfg)
@@ -100,6 +98,22 @@ func renderJobs(c *cli.Context, t render.Tuning, hostname string, log *slog.Logg
 	}
 	return job.New(job.Config{Engine: engine, Store: store, JournalStore: journal, Recipes: recipes,
 		Journal: c.String("journal"), Hostname: hostname, Logger: log})
+}
+
+func splitPaths(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return filepath.SplitList(s)
+}
+
+func hasScheme(s string) bool { return strings.Contains(s, "://") }
+
+func absPath(p string) string {
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return p
 }
 
 func splitList(s string) []string {

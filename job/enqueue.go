@@ -1,0 +1,35 @@
+package job
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/google/uuid"
+	"github.com/renderfarm/renderfarm/broker/celery"
+	"github.com/renderfarm/renderfarm/worker"
+)
+
+// Enqueue publishes a render request as a renderfarm.render task, exactly
+// as a Python app's send_task(kwargs=REQUEST) would, and returns its id
+// once the broker has confirmed it. The web tier and the replay command
+// use it.
+func Enqueue(ctx context.Context, pub worker.Publisher, exchange, routingKey string, req *Request) (string, error) {
+	data, err := json.Marshal(req)
+	if err != nil {
+		return "", fmt.Errorf("job: encoding the request: %w", err)
+	}
+	var kwargs map[string]any
+	if err := json.Unmarshal(data, &kwargs); err != nil {
+		return "", fmt.Errorf("job: encoding the request: %w", err)
+	}
+	id := uuid.NewString()
+	msg, err := celery.Encode(&celery.Message{ID: id, Task: TaskName, Args: []any{}, Kwargs: kwargs, IgnoreResult: true})
+	if err != nil {
+		return "", err
+	}
+	if err := pub.Publish(ctx, exchange, routingKey, msg); err != nil {
+		return "", err
+	}
+	return id, nil
+}
