@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -173,5 +174,54 @@ func TestPoisonMessagesAreDeadLettered(t *testing.T) {
 				t.Fatal("poison message not dead-lettered")
 			}
 		})
+	}
+}
+
+// SIGTSTP's Pause stops taking work without stopping the worker; Resume
+// takes it again.
+func TestPauseAndResume(t *testing.T) {
+	tw := startWorker(t, nil)
+	tw.w.Pause()
+	publishTask(t, tw.conn, "p1", "renderfarm.noop")
+	time.Sleep(500 * time.Millisecond)
+	if _, processed := tw.w.rt.st.counts(); processed != 0 {
+		t.Fatalf("a paused worker ran %d tasks", processed)
+	}
+	if err := tw.w.Resume(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; ; i++ {
+		if _, processed := tw.w.rt.st.counts(); processed == 1 {
+			break
+		}
+		if i > 100 {
+			t.Fatal("the task published while paused never ran after Resume")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// A broker restart mid-service: the worker reconnects, its queues, delay
+// queues and mailbox are declared again, and it goes on serving.
+func TestWorkerSurvivesBrokerRestart(t *testing.T) {
+	tw := startWorker(t, nil)
+	if out := tw.py(t, "send", "renderfarm.test.add", "[1, 2]"); out["result"] != 3.0 {
+		t.Fatalf("before the restart: %v", out)
+	}
+	testenv.StopBroker(t)
+	time.Sleep(time.Second)
+	testenv.StartBroker(t)
+	for i := 0; ; i++ {
+		out, err := tw.run("send", "renderfarm.test.add", "[2, 3]", "{}", "{}", "10")
+		if err == nil && out["result"] == 5.0 {
+			break
+		}
+		if i > 5 {
+			t.Fatalf("after the restart: %v %v", out, err)
+		}
+		time.Sleep(time.Second)
+	}
+	if ping := tw.py(t, "control", "ping", tw.w.Hostname(), "2"); !strings.Contains(fmt.Sprint(ping["reply"]), "pong") {
+		t.Errorf("remote control after the restart: %v", ping)
 	}
 }
