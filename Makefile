@@ -3,6 +3,7 @@
 SHELL := /bin/bash
 BIN   := bin/renderfarm
 GO    ?= go
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 # Fuzz each target briefly in `make test`; longer runs: make fuzz FUZZ_FAST=5000000x.
 # Budgets are execution counts, not durations: Go 1.26's -fuzztime deadline
 # can fail a clean run with "context deadline exceeded" (golang/go#75804).
@@ -17,7 +18,7 @@ setup:
 	@bash scripts/setup.sh
 
 build: setup
-	$(GO) build -o $(BIN) ./cmd/renderfarm
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/renderfarm
 
 # The main job, the whole path on one machine: RabbitMQ, a worker on local
 # files, a Python Celery app enqueueing testdata's photos with the default
