@@ -180,10 +180,8 @@ func (r *Runner) run(ctx context.Context, t *worker.Task, m *Manifest) (*Result,
 		return nil, err
 	}
 	res.Timings.Render = ms(time.Since(t1))
-	res.Source = SourceInfo{Width: rendered.Source.Width, Height: rendered.Source.Height, Format: string(rendered.Source.Format), Bytes: rendered.Source.Bytes}
-	if rendered.Source.Orientation >= 5 {
-		res.Source.Width, res.Source.Height = rendered.Source.Height, rendered.Source.Width
-	}
+	w, h := rendered.Source.DisplaySize()
+	res.Source = SourceInfo{Width: w, Height: h, Format: string(rendered.Source.Format), Bytes: rendered.Source.Bytes}
 
 	// Keys are the request's own, so a retry after a partial upload
 	// rewrites the same objects.

@@ -130,12 +130,12 @@ func (c *Consumer) handle(d *broker.Delivery, q QueueConfig, stopping <-chan str
 		return
 	}
 	r := &request{msg: msg, d: d, queue: q, received: time.Now()}
-	rt.events.send("task-received", receivedFields(msg))
+	rt.events.send("task-received", func() map[string]any { return receivedFields(msg) })
 	reg, ok := rt.reg.lookup(msg.Task)
 	if !ok {
 		rt.log.Warn("unknown task, rejected", "task", msg.Task, "id", msg.ID)
 		c.failure(r, celery.NotRegistered(msg.Task), nil)
-		rt.events.send("task-rejected", map[string]any{"uuid": msg.ID, "requeue": false})
+		rt.events.send("task-rejected", func() map[string]any { return map[string]any{"uuid": msg.ID, "requeue": false} })
 		c.settle(r, d.Reject(false))
 		return
 	}
@@ -256,16 +256,18 @@ func (c *Consumer) publish(ctx context.Context, exchange, key string, pub amqp.P
 	return c.rt.conn.Publish(ctx, exchange, key, pub)
 }
 
-// republishable copies a delivery as a publishing, less the headers
-// RabbitMQ adds on the way (dead-letter history, quorum counts).
+// brokerHeaders are added by RabbitMQ on the way (dead-letter history,
+// quorum counts); a message sent again as a new delivery drops them.
+var brokerHeaders = []string{"x-death", "x-first-death-exchange", "x-first-death-queue", "x-first-death-reason", "x-delivery-count"}
+
+// republishable copies a delivery as a publishing, less brokerHeaders.
 func republishable(d *broker.Delivery) amqp.Publishing {
 	h := amqp.Table{}
 	for k, v := range d.Headers {
-		switch k {
-		case "x-death", "x-first-death-exchange", "x-first-death-queue", "x-first-death-reason", "x-delivery-count":
-			continue
-		}
 		h[k] = v
+	}
+	for _, k := range brokerHeaders {
+		delete(h, k)
 	}
 	return amqp.Publishing{
 		Headers: h, ContentType: d.ContentType, ContentEncoding: d.ContentEncoding,

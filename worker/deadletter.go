@@ -21,24 +21,12 @@ const (
 // headers, to the dead-letter exchange. The caller acks the original only
 // when this returns nil, so a message is never both dropped and unrecorded.
 func deadLetter(ctx context.Context, pub Publisher, exchange, hostname string, d *broker.Delivery, queue, reason string) error {
-	headers := amqp.Table{}
-	for k, v := range d.Headers {
-		headers[k] = v
-	}
-	headers[hdrDeadReason] = reason
-	headers[hdrDeadAt] = time.Now().UTC().Format(time.RFC3339Nano)
-	headers[hdrDeadQueue] = queue
-	headers[hdrDeadWorker] = hostname
-	return pub.Publish(ctx, exchange, queue, amqp.Publishing{
-		Headers:         headers,
-		ContentType:     d.ContentType,
-		ContentEncoding: d.ContentEncoding,
-		DeliveryMode:    amqp.Persistent,
-		CorrelationId:   d.CorrelationId,
-		ReplyTo:         d.ReplyTo,
-		MessageId:       d.MessageId,
-		Timestamp:       d.Timestamp,
-		Type:            d.Type,
-		Body:            d.Body,
-	})
+	p := republishable(d)
+	p.Headers[hdrDeadReason] = reason
+	p.Headers[hdrDeadAt] = time.Now().UTC().Format(time.RFC3339Nano)
+	p.Headers[hdrDeadQueue] = queue
+	p.Headers[hdrDeadWorker] = hostname
+	// Kept until someone looks: persistent, and no TTL of the original's.
+	p.DeliveryMode, p.Expiration = amqp.Persistent, ""
+	return pub.Publish(ctx, exchange, queue, p)
 }

@@ -69,11 +69,13 @@ func (s *EventSender) Enabled() bool      { return s.enabled.Load() }
 
 // send queues an event when events are enabled. As with Celery, a worker
 // whose events are off is invisible to monitors until enable_events.
-func (s *EventSender) send(typ string, fields map[string]any) {
+// fields is only called then: reprs of args and results are not free, and
+// every task sends several events.
+func (s *EventSender) send(typ string, fields func() map[string]any) {
 	if !s.enabled.Load() {
 		return
 	}
-	ev := celery.NewEvent(typ, s.hostname, s.state.clock.forward(), time.Now(), fields)
+	ev := celery.NewEvent(typ, s.hostname, s.state.clock.forward(), time.Now(), fields())
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -102,7 +104,11 @@ func (s *EventSender) publish(ev celery.Event) {
 }
 
 // workerFields are the fields every worker-* event carries.
-func (s *EventSender) workerFields(version string) map[string]any {
+func (s *EventSender) workerFields(version string) func() map[string]any {
+	return func() map[string]any { return s.workerFieldsNow(version) }
+}
+
+func (s *EventSender) workerFieldsNow(version string) map[string]any {
 	active, processed := s.state.counts()
 	return map[string]any{
 		"freq":      heartbeatInterval.Seconds(),

@@ -50,7 +50,7 @@ func (c *Consumer) run(r *request, reg registered) {
 	if rt.cfg.TrackStarted {
 		c.store(r, celery.Result{TaskID: msg.ID, Status: celery.Started, Result: map[string]any{"pid": pid, "hostname": rt.cfg.Hostname}})
 	}
-	rt.events.send("task-started", map[string]any{"uuid": msg.ID})
+	rt.events.send("task-started", func() map[string]any { return map[string]any{"uuid": msg.ID} })
 
 	task := &Task{ID: msg.ID, Name: msg.Task, Args: msg.Args, Kwargs: msg.Kwargs, Retries: msg.Retries, Request: msg, soft: softCh}
 	type outcome struct {
@@ -137,7 +137,9 @@ func (c *Consumer) requeueStarted(r *request) {
 func (c *Consumer) success(r *request, v any, runtime time.Duration) {
 	msg := r.msg
 	c.store(r, celery.Result{TaskID: msg.ID, Status: celery.Success, Result: v, Children: []any{}})
-	c.rt.events.send("task-succeeded", map[string]any{"uuid": msg.ID, "result": celery.SafeRepr(v, reprLimit), "runtime": runtime.Seconds()})
+	c.rt.events.send("task-succeeded", func() map[string]any {
+		return map[string]any{"uuid": msg.ID, "result": celery.SafeRepr(v, reprLimit), "runtime": runtime.Seconds()}
+	})
 	for _, cb := range msg.Embed.Callbacks {
 		c.sendSignature(r, cb, []any{v}, nil)
 	}
@@ -155,8 +157,10 @@ func (c *Consumer) failure(r *request, exc celery.ExceptionInfo, trace *string) 
 	if trace != nil {
 		tb = *trace
 	}
-	c.rt.events.send("task-failed", map[string]any{"uuid": msg.ID, "exception": excRepr(exc), "traceback": tb})
-	c.rt.log.Info("task failed", "task", msg.Task, "id", msg.ID, "exception", excRepr(exc))
+	c.rt.events.send("task-failed", func() map[string]any {
+		return map[string]any{"uuid": msg.ID, "exception": exc.Repr(), "traceback": tb}
+	})
+	c.rt.log.Info("task failed", "task", msg.Task, "id", msg.ID, "exception", exc.Repr())
 	for _, eb := range msg.Embed.Errbacks {
 		c.sendSignature(r, eb, []any{msg.ID}, nil)
 	}
@@ -190,7 +194,9 @@ func (c *Consumer) recordFailure(r *request, err error) {
 // revoked settles a task that is not to run, or was stopped.
 func (c *Consumer) revoked(r *request, reason string, expired bool) {
 	c.store(r, celery.Result{TaskID: r.msg.ID, Status: celery.Revoked, Result: celery.TaskRevoked(reason), Children: []any{}})
-	c.rt.events.send("task-revoked", map[string]any{"uuid": r.msg.ID, "terminated": reason == "terminated", "signum": nil, "expired": expired})
+	c.rt.events.send("task-revoked", func() map[string]any {
+		return map[string]any{"uuid": r.msg.ID, "terminated": reason == "terminated", "signum": nil, "expired": expired}
+	})
 }
 
 // retry republishes the task with the same id, retries+1 and an eta, and
@@ -231,7 +237,9 @@ func (c *Consumer) retry(r *request, rt *Retry, defaultMax int) {
 	}
 	exc := exceptionInfo(cause)
 	c.store(r, celery.Result{TaskID: msg.ID, Status: celery.Retry, Result: exc, Children: []any{}})
-	c.rt.events.send("task-retried", map[string]any{"uuid": msg.ID, "exception": excRepr(exc), "traceback": ""})
+	c.rt.events.send("task-retried", func() map[string]any {
+		return map[string]any{"uuid": msg.ID, "exception": exc.Repr(), "traceback": ""}
+	})
 }
 
 // sendSignature publishes a callback, errback or the next link of a chain,
@@ -323,24 +331,21 @@ func (c *Consumer) storeFor(msg *celery.Message, res celery.Result) {
 	}
 }
 
-// cleanHeaders drops broker-added and our own bookkeeping headers before a
-// message is sent again as a new delivery.
+// cleanHeaders drops brokerHeaders and our redelivery count before a retry
+// is sent as a new task message: a retry is a fresh delivery.
 func cleanHeaders(h map[string]any) map[string]any {
 	out := map[string]any{}
 	for k, v := range h {
-		switch k {
-		case "x-death", "x-first-death-exchange", "x-first-death-queue", "x-first-death-reason", "x-delivery-count", hdrRedeliveries:
-			continue
-		}
 		out[k] = v
+	}
+	for _, k := range append(brokerHeaders, hdrRedeliveries) {
+		delete(out, k)
 	}
 	return out
 }
 
 // reprLimit is where Celery's saferepr cuts event fields.
 const reprLimit = 1024
-
-func excRepr(e celery.ExceptionInfo) string { return e.Repr() }
 
 func receivedFields(m *celery.Message) map[string]any {
 	f := map[string]any{
