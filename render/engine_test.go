@@ -361,7 +361,7 @@ func abs(n int) int {
 	return n
 }
 
-func TestSharpenChangesEdgesOnly(t *testing.T) {
+func TestSharpenChangesTheOutput(t *testing.T) {
 	soft, _ := renderOne(t, "photo.jpg", Variant{Width: 300, Format: FormatPNG})
 	sharp, _ := renderOne(t, "photo.jpg", Variant{Width: 300, Format: FormatPNG, Sharpen: 1})
 	if bytes.Equal(soft.Data, sharp.Data) {
@@ -493,8 +493,6 @@ func TestRenderStopsAtTheDeadline(t *testing.T) {
 }
 
 func TestProgressiveJPEGIsBudgetedWhole(t *testing.T) {
-	base, _ := renderOne(t, "photo.jpg", Variant{Width: 100})
-	_ = base
 	_, prog := renderOne(t, "photo-progressive.jpg", Variant{Width: 100})
 	_, seq := renderOne(t, "photo.jpg", Variant{Width: 100})
 	if !prog.Source.Progressive || seq.Source.Progressive {

@@ -84,9 +84,6 @@ func TestColdShutdownRequeuesTheRunningTask(t *testing.T) {
 			waitActive(t, tw.w, 1)
 			tw.cold() // as if a second signal had come
 			stopAndWait(t, tw)
-			if _, processed := tw.w.rt.st.counts(); processed != 1 { // settled as requeued
-				t.Logf("processed %d", processed)
-			}
 			deadline := time.Now().Add(5 * time.Second)
 			for {
 				n, err := tw.conn.PurgeQueue(context.Background(), "celery")
