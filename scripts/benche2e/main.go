@@ -26,20 +26,19 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/renderfarm/renderfarm/scripts/internal/benchkit"
 	"log/slog"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -238,7 +237,7 @@ func drainWait(ctx context.Context, url, vhost, queue string, n int, bucket, jou
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 
-	s3cpu0 := procCPU(s3pid)
+	s3cpu0, _ := benchkit.ProcCPU(s3pid)
 	t0 := time.Now()
 	if err := cmd.Start(); err != nil {
 		return nil, err
@@ -249,17 +248,11 @@ func drainWait(ctx context.Context, url, vhost, queue string, n int, bucket, jou
 	stopped := false
 	defer func() {
 		if !stopped {
-			_ = syscall.Kill(-pgid, syscall.SIGKILL)
+			benchkit.KillGroup(pgid, syscall.SIGKILL)
 			<-exited
 		}
 	}()
-	fail := func(what string) error {
-		tail, _ := os.ReadFile(logPath)
-		if len(tail) > 2000 {
-			tail = tail[len(tail)-2000:]
-		}
-		return fmt.Errorf("%s\n--- worker log tail ---\n%s", what, tail)
-	}
+	fail := func(what string) error { return fmt.Errorf("%s%s", what, benchkit.LogTail(logPath)) }
 
 	res := &drainResult{N: n}
 	last, lastDone, lastChange := n, 0, time.Now()
@@ -302,67 +295,33 @@ func drainWait(ctx context.Context, url, vhost, queue string, n int, bucket, jou
 		}
 	}
 	res.Seconds = time.Since(t0).Seconds()
-	res.S3CPUS = procCPU(s3pid) - s3cpu0
+	s3cpu1, _ := benchkit.ProcCPU(s3pid)
+	res.S3CPUS = s3cpu1 - s3cpu0
 
 	// Off the clock: the broker itself must show nothing unacknowledged.
 	tu := time.Now()
 	for i := 0; ; i++ {
-		out, err := exec.CommandContext(ctx, "timeout", "60", "rabbitmqctl", "-q", "list_queues", "-p", vhost,
-			"--no-table-headers", "name", "messages_ready", "messages_unacknowledged").Output()
-		settled := false
-		sc := bufio.NewScanner(bytes.NewReader(out))
-		for sc.Scan() {
-			f := strings.Fields(sc.Text())
-			if len(f) == 3 && f[0] == queue && f[1] == "0" && f[2] == "0" {
-				settled = true
-			}
-		}
+		settled, status := benchkit.QueueSettled(ctx, "rabbitmqctl", vhost, queue)
 		if settled {
 			break
 		}
 		if i >= 30 {
-			return nil, fail(fmt.Sprintf("queue %s not settled (rabbitmqctl: %v %q)", queue, err, out))
+			return nil, fail(fmt.Sprintf("queue %s not settled: %s", queue, status))
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
 	res.UnackedWait = time.Since(tu).Seconds()
 
 	ts := time.Now()
-	_ = syscall.Kill(-pgid, syscall.SIGTERM)
-	select {
-	case <-exited:
-	case <-time.After(45 * time.Second):
-		_ = syscall.Kill(-pgid, syscall.SIGKILL)
-		<-exited
+	killed := benchkit.StopGroup(pgid, exited, 45*time.Second)
+	stopped = true
+	if killed {
 		return nil, fail("worker needed SIGKILL after SIGTERM")
 	}
-	stopped = true
 	res.StopS = time.Since(ts).Seconds()
 	res.Exit = cmd.ProcessState.String()
 	res.WorkerCPUS = (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds()
 	return res, nil
-}
-
-// procCPU is a process's user+system CPU seconds from /proc/PID/stat.
-func procCPU(pid int) float64 {
-	if pid <= 0 {
-		return 0
-	}
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0
-	}
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 13 {
-		return 0
-	}
-	u, _ := strconv.ParseFloat(f[11], 64)
-	s, _ := strconv.ParseFloat(f[12], 64)
-	return (u + s) / 100
 }
 
 type timingsResult struct {

@@ -32,13 +32,12 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/renderfarm/renderfarm/scripts/internal/benchkit"
 	"io"
 	"log/slog"
 	"os"
@@ -46,7 +45,6 @@ import (
 	"os/signal"
 	"runtime"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -391,7 +389,7 @@ func runDrainWait(ctx context.Context, o options, argv []string) (*drainResult, 
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 
-	brokerCPU0, brokerOK := procCPU(o.brokerPID)
+	brokerCPU0, brokerOK := benchkit.ProcCPU(o.brokerPID)
 	t0 := time.Now()
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting the worker: %w", err)
@@ -399,7 +397,7 @@ func runDrainWait(ctx context.Context, o options, argv []string) (*drainResult, 
 	pgid := cmd.Process.Pid
 	if o.pidfile != "" {
 		if err := os.WriteFile(o.pidfile, []byte(strconv.Itoa(pgid)+"\n"), 0o644); err != nil {
-			killGroup(pgid, syscall.SIGKILL)
+			benchkit.KillGroup(pgid, syscall.SIGKILL)
 			return nil, err
 		}
 	}
@@ -409,13 +407,13 @@ func runDrainWait(ctx context.Context, o options, argv []string) (*drainResult, 
 	stopped := false
 	defer func() {
 		if !stopped {
-			killGroup(pgid, syscall.SIGKILL)
+			benchkit.KillGroup(pgid, syscall.SIGKILL)
 			<-exited
 		}
 	}()
 
 	workerFailed := func(what string) error {
-		return fmt.Errorf("worker %s (%s)%s", what, exitString(cmd.ProcessState), logTail(o.logPath))
+		return fmt.Errorf("worker %s (%s)%s", what, exitString(cmd.ProcessState), benchkit.LogTail(o.logPath))
 	}
 
 	res := &drainResult{N: o.n}
@@ -457,7 +455,7 @@ func runDrainWait(ctx context.Context, o options, argv []string) (*drainResult, 
 			return nil, fmt.Errorf("queue %s stalled: %d ready messages, none taken for %v (consumers: %d)", o.queue, ready, o.stallTimeout, consumers)
 		}
 	}
-	brokerCPU1, brokerOK1 := procCPU(o.brokerPID)
+	brokerCPU1, brokerOK1 := benchkit.ProcCPU(o.brokerPID)
 
 	res.Seconds = tEnd.Sub(t0).Seconds()
 	res.Rate = float64(o.n) / res.Seconds
@@ -492,7 +490,7 @@ func runDrainWait(ctx context.Context, o options, argv []string) (*drainResult, 
 	res.UnackedWaitS = time.Since(tu).Seconds()
 
 	ts := time.Now()
-	res.Killed = stopGroup(pgid, exited, o.termTimeout)
+	res.Killed = benchkit.StopGroup(pgid, exited, o.termTimeout)
 	stopped = true
 	res.StopS = time.Since(ts).Seconds()
 	res.Exit = exitString(cmd.ProcessState)
@@ -510,7 +508,7 @@ func runDrainWait(ctx context.Context, o options, argv []string) (*drainResult, 
 		}
 		if consumers == 0 {
 			if ready != 0 {
-				return nil, fmt.Errorf("%d messages came back to %s after the worker stopped: it had not acknowledged them%s", ready, o.queue, logTail(o.logPath))
+				return nil, fmt.Errorf("%d messages came back to %s after the worker stopped: it had not acknowledged them%s", ready, o.queue, benchkit.LogTail(o.logPath))
 			}
 			break
 		}
@@ -538,29 +536,11 @@ func waitUnacked(ctx context.Context, o options, exited <-chan struct{}, sigs <-
 			return fmt.Errorf("interrupted by %v", s)
 		default:
 		}
-		cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-		out, err := exec.CommandContext(cctx, o.ctl, "-q", "list_queues", "-p", o.vhost,
-			"--no-table-headers", "name", "messages_ready", "messages_unacknowledged").Output()
-		cancel()
-		if err != nil {
-			last = fmt.Sprintf("rabbitmqctl list_queues: %v", err)
-		} else {
-			found := false
-			sc := bufio.NewScanner(bytes.NewReader(out))
-			for sc.Scan() {
-				f := strings.Fields(sc.Text())
-				if len(f) == 3 && f[0] == o.queue {
-					found = true
-					if f[1] == "0" && f[2] == "0" {
-						return nil
-					}
-					last = fmt.Sprintf("%s ready, %s unacknowledged", f[1], f[2])
-				}
-			}
-			if !found {
-				last = fmt.Sprintf("queue %s not listed by rabbitmqctl", o.queue)
-			}
+		settled, status := benchkit.QueueSettled(ctx, o.ctl, o.vhost, o.queue)
+		if settled {
+			return nil
 		}
+		last = status
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			return fmt.Errorf("queue %s empty of ready messages, but not settled after %v: %s", o.queue, o.unackedTimeout, last)
 		}
@@ -568,83 +548,9 @@ func waitUnacked(ctx context.Context, o options, exited <-chan struct{}, sigs <-
 	}
 }
 
-// stopGroup sends SIGTERM to the worker's process group (a Python prefork
-// pool is a main process and its children), waits up to grace for the main
-// process, then SIGKILLs whatever of the group is left and waits until
-// nothing is. It reports whether SIGKILL was needed.
-func stopGroup(pgid int, exited <-chan struct{}, grace time.Duration) (killed bool) {
-	killGroup(pgid, syscall.SIGTERM)
-	select {
-	case <-exited:
-	case <-time.After(grace):
-		killed = true
-		killGroup(pgid, syscall.SIGKILL)
-		<-exited
-	}
-	// Children the main process did not reap (or left behind) are in the
-	// group too.
-	for i := 0; i < 100 && groupAlive(pgid); i++ {
-		if i == 20 {
-			killed = true
-			killGroup(pgid, syscall.SIGKILL)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return killed
-}
-
-func killGroup(pgid int, sig syscall.Signal) { _ = syscall.Kill(-pgid, sig) }
-
-func groupAlive(pgid int) bool { return syscall.Kill(-pgid, 0) == nil }
-
 func exitString(st *os.ProcessState) string {
 	if st == nil {
 		return "running"
 	}
 	return st.String()
 }
-
-// logTail is the end of the worker's log, for error messages.
-func logTail(path string) string {
-	if path == "" {
-		return ""
-	}
-	b, err := os.ReadFile(path)
-	if err != nil || len(b) == 0 {
-		return ""
-	}
-	if len(b) > 2000 {
-		b = b[len(b)-2000:]
-	}
-	return "\n--- worker log (" + path + ", tail) ---\n" + string(b)
-}
-
-// procCPU is a process's user+system CPU seconds from /proc/PID/stat.
-func procCPU(pid int) (float64, bool) {
-	if pid <= 0 {
-		return 0, false
-	}
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, false
-	}
-	// The command name (field 2) may hold spaces; count from after ")".
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, false
-	}
-	f := strings.Fields(string(b[i+1:]))
-	// Fields 14 and 15 of stat (utime, stime) are 11 and 12 after ")".
-	if len(f) < 13 {
-		return 0, false
-	}
-	u, err1 := strconv.ParseFloat(f[11], 64)
-	s, err2 := strconv.ParseFloat(f[12], 64)
-	if err1 != nil || err2 != nil {
-		return 0, false
-	}
-	return (u + s) / clockTicks, true
-}
-
-// clockTicks is sysconf(_SC_CLK_TCK), 100 on every Linux this runs on.
-const clockTicks = 100
