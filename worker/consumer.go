@@ -200,7 +200,7 @@ func (c *Consumer) countDelivery(d *broker.Delivery, q QueueConfig, msg *celery.
 	}
 	pub := republishable(d)
 	pub.Headers[hdrRedeliveries] = n
-	if err := c.publish(context.Background(), "", q.Name, pub); err != nil {
+	if err := c.rt.conn.Publish(context.Background(), "", q.Name, pub); err != nil {
 		c.rt.log.Warn("cannot recount a redelivered message; running it as is", "id", msg.ID, "err", err)
 		return false
 	}
@@ -234,7 +234,7 @@ func (c *Consumer) poison(d *broker.Delivery, q QueueConfig, reason string, msg 
 func (c *Consumer) giveBack(r *request) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := c.publish(ctx, "", r.queue.Name, republishable(r.d)); err != nil {
+	if err := c.rt.conn.Publish(ctx, "", r.queue.Name, republishable(r.d)); err != nil {
 		c.settle(r, r.d.Nack(true))
 		return
 	}
@@ -250,10 +250,6 @@ func (c *Consumer) settle(r *request, err error) {
 	if err != nil {
 		c.rt.log.Warn("acknowledgement not sent; the broker will redeliver", "err", err)
 	}
-}
-
-func (c *Consumer) publish(ctx context.Context, exchange, key string, pub amqp.Publishing) error {
-	return c.rt.conn.Publish(ctx, exchange, key, pub)
 }
 
 // brokerHeaders are added by RabbitMQ on the way (dead-letter history,

@@ -65,7 +65,6 @@ func (s *EventSender) Shutdown(ctx context.Context) {
 }
 
 func (s *EventSender) SetEnabled(on bool) { s.enabled.Store(on) }
-func (s *EventSender) Enabled() bool      { return s.enabled.Load() }
 
 // send queues an event when events are enabled. As with Celery, a worker
 // whose events are off is invisible to monitors until enable_events.

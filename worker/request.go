@@ -129,7 +129,7 @@ func (c *Consumer) requeueStarted(r *request) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := c.publish(ctx, "", r.queue.Name, republishable(r.d)); err != nil {
+	if err := c.rt.conn.Publish(ctx, "", r.queue.Name, republishable(r.d)); err != nil {
 		c.rt.log.Error("task lost in cold shutdown: cannot republish an early-acked message", "id", r.msg.ID, "err", err)
 	}
 }
@@ -228,7 +228,7 @@ func (c *Consumer) retry(r *request, rt *Retry, defaultMax int) {
 	pub, err := celery.Encode(&next)
 	if err == nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		err = c.publish(ctx, r.d.Exchange, r.d.RoutingKey, pub)
+		err = c.rt.conn.Publish(ctx, r.d.Exchange, r.d.RoutingKey, pub)
 		cancel()
 	}
 	if err != nil {
@@ -274,7 +274,7 @@ func (c *Consumer) sendSignature(r *request, sig celery.Signature, prefix []any,
 	pub, err := celery.Encode(m)
 	if err == nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		err = c.publish(ctx, exchange, key, pub)
+		err = c.rt.conn.Publish(ctx, exchange, key, pub)
 		cancel()
 	}
 	if err != nil {
@@ -295,7 +295,7 @@ func (c *Consumer) waitETA(r *request, stopping <-chan struct{}) bool {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		if err := c.publish(ctx, "", delayQueue(r.queue.Name, level), republishable(r.d)); err != nil {
+		if err := c.rt.conn.Publish(ctx, "", delayQueue(r.queue.Name, level), republishable(r.d)); err != nil {
 			c.rt.log.Warn("cannot park eta task; holding it", "id", r.msg.ID, "err", err)
 		} else {
 			c.settle(r, r.d.Ack())
