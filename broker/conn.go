@@ -20,9 +20,9 @@ import (
 // ErrClosed means the Conn was closed by Close.
 var ErrClosed = errors.New("broker: connection closed")
 
-// errNotConnected is what Healthy reports between a connection loss and the
-// reconnect; other operations wait for the reconnect instead.
-var errNotConnected = errors.New("broker: not connected")
+// ErrNotConnected is what Healthy and PublishNow report between a connection
+// loss and the reconnect; other operations wait for the reconnect instead.
+var ErrNotConnected = errors.New("broker: not connected")
 
 // Conn keeps one AMQP connection alive: it reconnects with backoff after a
 // broker restart or network loss, re-declares the topology it was given, and
@@ -469,7 +469,7 @@ func (c *Conn) Healthy(ctx context.Context) error {
 		return ErrClosed
 	}
 	if c.current() == nil {
-		return errNotConnected
+		return ErrNotConnected
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc

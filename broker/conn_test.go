@@ -184,6 +184,22 @@ func TestBrokerOutage(t *testing.T) {
 	if err := c.Healthy(testCtx(t, 5*time.Second)); err == nil {
 		t.Fatal("Healthy during the outage = nil")
 	}
+	// PublishNow does not wait for the reconnect: once the loss is seen it
+	// fails with ErrNotConnected well before its 5s deadline.
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		start := time.Now()
+		err := c.PublishNow(testCtx(t, 5*time.Second), "", "tasks", persistent("now"))
+		if errors.Is(err, ErrNotConnected) && errors.Is(err, ErrNotConfirmed) {
+			if d := time.Since(start); d > time.Second {
+				t.Fatalf("PublishNow during the outage took %v, want an immediate ErrNotConnected", d)
+			}
+			break
+		}
+		if err == nil || time.Now().After(deadline) {
+			t.Fatalf("PublishNow during the outage = %v, want ErrNotConnected", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	// A publish whose ctx outlives the outage waits for the reconnect.
 	waited := make(chan error, 1)
 	go func() { waited <- c.Publish(testCtx(t, 30*time.Second), "", "tasks", persistent("during")) }()

@@ -66,6 +66,14 @@ func (c *Conn) Publish(ctx context.Context, exchange, key string, msg amqp.Publi
 	return c.publish(ctx, exchange, key, true, true, msg)
 }
 
+// PublishNow is Publish for callers that must answer at once, such as an
+// HTTP handler: while the Conn is disconnected it fails with ErrNotConnected
+// (wrapped with ErrNotConfirmed: nothing was sent) instead of waiting for
+// the reconnect.
+func (c *Conn) PublishNow(ctx context.Context, exchange, key string, msg amqp.Publishing) error {
+	return c.publish(ctx, exchange, key, true, false, msg)
+}
+
 func (c *Conn) publish(ctx context.Context, exchange, key string, mandatory, waitReconnect bool, msg amqp.Publishing) error {
 	fail := func(err error) error { return &PublishError{Exchange: exchange, Key: key, Err: err} }
 	if err := msg.Headers.Validate(); err != nil {
@@ -82,7 +90,7 @@ func (c *Conn) publish(ctx context.Context, exchange, key string, mandatory, wai
 			return fail(fmt.Errorf("%w: %w", ErrNotConfirmed, err))
 		}
 		if !waitReconnect && c.current() == nil {
-			return fail(fmt.Errorf("%w: %w", ErrNotConfirmed, errNotConnected))
+			return fail(fmt.Errorf("%w: %w", ErrNotConfirmed, ErrNotConnected))
 		}
 		p, err := c.publisher(ctx)
 		if err != nil {
