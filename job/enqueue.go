@@ -13,7 +13,9 @@ import (
 // Enqueue publishes a render request as a renderfarm.render task, exactly
 // as a Python app's send_task(kwargs=REQUEST) would, and returns its id
 // once the broker has confirmed it. The web tier and the replay command
-// use it.
+// use it. The id is a UUIDv7: it carries its send time, which is how
+// Journal.Find knows which days to search and that a task with no
+// manifest yet is pending rather than unknown.
 func Enqueue(ctx context.Context, pub worker.Publisher, exchange, routingKey string, req *Request) (string, error) {
 	data, err := json.Marshal(req)
 	if err != nil {
@@ -23,7 +25,11 @@ func Enqueue(ctx context.Context, pub worker.Publisher, exchange, routingKey str
 	if err := json.Unmarshal(data, &kwargs); err != nil {
 		return "", fmt.Errorf("job: encoding the request: %w", err)
 	}
-	id := uuid.NewString()
+	u, err := uuid.NewV7()
+	if err != nil {
+		return "", fmt.Errorf("job: task id: %w", err)
+	}
+	id := u.String()
 	msg, err := celery.Encode(&celery.Message{ID: id, Task: TaskName, Args: []any{}, Kwargs: kwargs, IgnoreResult: true})
 	if err != nil {
 		return "", err

@@ -9,14 +9,15 @@ import (
 	"github.com/renderfarm/renderfarm/worker"
 )
 
-// fieldErr ties a storage refusal to the request field it came from.
-type fieldErr struct {
-	field string
-	err   error
+// FieldError ties a storage refusal to the request field it came from,
+// such as "outputs[2].key" or "source".
+type FieldError struct {
+	Field string
+	Err   error
 }
 
-func (e *fieldErr) Error() string { return e.field + ": " + e.err.Error() }
-func (e *fieldErr) Unwrap() error { return e.err }
+func (e *FieldError) Error() string { return e.Field + ": " + e.Err.Error() }
+func (e *FieldError) Unwrap() error { return e.Err }
 
 // isPermanent: bad input and missing sources can never succeed on a
 // retry; everything else (storage down, timeouts, libvips trouble) may.
@@ -29,7 +30,7 @@ func isPermanent(err error) bool {
 	if errors.As(err, &se) {
 		return se.Permanent()
 	}
-	var fe *fieldErr
+	var fe *FieldError
 	return errors.As(err, &fe)
 }
 

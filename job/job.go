@@ -153,7 +153,7 @@ func (r *Runner) run(ctx context.Context, t *worker.Task, m *Manifest) (*Result,
 	if err != nil {
 		return nil, err
 	}
-	src, outs, marks, err := r.locations(req, variants)
+	src, outs, marks, err := locations(r.cfg.Store, req, variants)
 	if err != nil {
 		return nil, err
 	}
@@ -199,41 +199,6 @@ func (r *Runner) run(ctx context.Context, t *worker.Task, m *Manifest) (*Result,
 	}
 	res.Timings.Upload = ms(time.Since(t2))
 	return res, nil
-}
-
-// locations parses and checks every location before any I/O, so a hostile
-// key fails the job before its source is even fetched.
-func (r *Runner) locations(req *Request, variants []render.Variant) (storage.Location, []storage.Location, map[string]storage.Location, error) {
-	check := func(raw, field string) (storage.Location, error) {
-		loc, err := storage.ParseLocation(raw)
-		if err == nil {
-			err = r.cfg.Store.Check(loc)
-		}
-		if err != nil {
-			return loc, &fieldErr{field: field, err: err}
-		}
-		return loc, nil
-	}
-	src, err := check(req.Source, "source")
-	if err != nil {
-		return src, nil, nil, err
-	}
-	outs := make([]storage.Location, len(variants))
-	marks := map[string]storage.Location{}
-	for i, v := range variants {
-		if outs[i], err = check(v.Key, fmt.Sprintf("outputs[%d].key", i)); err != nil {
-			return src, nil, nil, err
-		}
-		if outs[i].Scheme != storage.SchemeS3 && outs[i].Scheme != storage.SchemeFile {
-			return src, nil, nil, &fieldErr{field: fmt.Sprintf("outputs[%d].key", i), err: fmt.Errorf("outputs go to s3:// or file://, not %s://", outs[i].Scheme)}
-		}
-		if v.Watermark != nil {
-			if marks[v.Watermark.Image], err = check(v.Watermark.Image, fmt.Sprintf("outputs[%d].watermark.image", i)); err != nil {
-				return src, nil, nil, err
-			}
-		}
-	}
-	return src, outs, marks, nil
 }
 
 // retry asks the worker to run the job again after an exponential backoff

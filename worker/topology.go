@@ -64,3 +64,17 @@ var delayLevels = []time.Duration{time.Second, 10 * time.Second, time.Minute, 10
 func delayQueue(queue string, d time.Duration) string {
 	return fmt.Sprintf("renderfarm.delay.%s.%ds", queue, int(d.Seconds()))
 }
+
+// Topology is what a worker declares for q: what a Celery client declares,
+// the quorum arguments, and the delay queues. A publisher that may start
+// before any worker (the web tier) declares the same, so its first publish
+// is routed, and a mismatch with the workers' settings shows at its start.
+func (q QueueConfig) Topology(deadLetter string) broker.Topology {
+	return queueTopology(q.withDefaults(), deadLetter)
+}
+
+// Route is where a task for q is published, defaults applied.
+func (q QueueConfig) Route() (exchange, routingKey string) {
+	q = q.withDefaults()
+	return q.Exchange, q.RoutingKey
+}
