@@ -217,9 +217,9 @@ func ParseVariant(data []byte, path string) (*Variant, error) {
 		case "key":
 			err = decodeField(raw, field, &v.Key)
 		case "width":
-			err = decodeField(raw, field, &v.Width)
+			err = decodePositive(raw, field, &v.Width, MaxDimension)
 		case "height":
-			err = decodeField(raw, field, &v.Height)
+			err = decodePositive(raw, field, &v.Height, MaxDimension)
 		case "fit":
 			err = decodeField(raw, field, &v.Fit)
 		case "gravity":
@@ -229,7 +229,7 @@ func ParseVariant(data []byte, path string) (*Variant, error) {
 		case "format":
 			err = decodeField(raw, field, &v.Format)
 		case "quality":
-			err = decodeField(raw, field, &v.Quality)
+			err = decodePositive(raw, field, &v.Quality, 100)
 		case "progressive":
 			err = decodeField(raw, field, &v.Progressive)
 		case "effort":
@@ -250,6 +250,18 @@ func ParseVariant(data []byte, path string) (*Variant, error) {
 		}
 	}
 	return &v, nil
+}
+
+// decodePositive decodes a field whose zero value means "not given": an
+// explicit 0 would otherwise be taken silently as absent.
+func decodePositive(raw []byte, field string, dst *int, max int) error {
+	if err := decodeField(raw, field, dst); err != nil {
+		return err
+	}
+	if *dst == 0 {
+		return fieldError(field, "must be between 1 and %d, got 0", max)
+	}
+	return nil
 }
 
 func parseWatermark(data []byte, path string) (*Watermark, error) {

@@ -28,6 +28,8 @@ func TestParseRequestErrorsNameTheField(t *testing.T) {
 		{"duplicate key", `{"source":"a","outputs":[{"key":"k","width":10},{"key":"k","width":20}]}`, "outputs[1].key", "earlier"},
 		{"no size", `{"source":"a","outputs":[{"key":"k"}]}`, "outputs[0].width", "width, height"},
 		{"negative width", `{"source":"a","outputs":[{"key":"k","width":-1}]}`, "outputs[0].width", "between"},
+		{"explicit zero height", `{"source":"a","outputs":[{"key":"k","width":10,"height":0}]}`, "outputs[0].height", "between 1 and"},
+		{"explicit zero quality", `{"source":"a","outputs":[{"key":"k","width":10,"quality":0}]}`, "outputs[0].quality", "between 1 and 100"},
 		{"huge height", `{"source":"a","outputs":[{"key":"k","height":100000}]}`, "outputs[0].height", "between"},
 		{"bad fit", `{"source":"a","outputs":[{"key":"k","width":1,"fit":"squash"}]}`, "outputs[0].fit", "one of"},
 		{"cover needs both", `{"source":"a","outputs":[{"key":"k","width":1,"fit":"cover"}]}`, "outputs[0].fit", "both"},
