@@ -10,7 +10,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 FUZZ_FAST ?= 100000x
 FUZZ_SLOW ?= 20000x
 
-.PHONY: all setup build demo test fuzz bench bench-worker bench-e2e testdata clean
+.PHONY: all setup build demo test fuzz bench bench-worker bench-e2e bench-web testdata clean
 
 all: build
 
@@ -50,6 +50,10 @@ bench-worker: setup
 # in-process engine on the same photos.
 bench-e2e: build
 	bash scripts/bench-e2e.sh
+
+# The web tier's enqueue rate (HTTP, 202 once confirmed) against raw amqp091-go publishing with confirms.
+bench-web: build
+	bash scripts/bench-web.sh
 
 testdata:
 	$(GO) run ./testdata/gen -out testdata

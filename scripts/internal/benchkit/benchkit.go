@@ -1,7 +1,7 @@
 // Package benchkit holds what the benchmark drivers (scripts/benchpub,
-// scripts/benche2e) share: reading a process's CPU time, stopping a worker's
-// process group, asking RabbitMQ whether a queue has settled, and quoting a
-// log's tail in errors.
+// scripts/benche2e, scripts/benchweb) share: reading a process's CPU time,
+// stopping a worker's process group, asking RabbitMQ whether a queue has
+// settled, opening a plain AMQP channel, and quoting a log's tail in errors.
 package benchkit
 
 import (
@@ -15,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
 )
 
 // ProcCPU is a process's user+system CPU seconds from /proc/PID/stat.
@@ -110,4 +112,22 @@ func QueueSettled(ctx context.Context, ctl, vhost, queue string) (settled bool, 
 		}
 	}
 	return false, fmt.Sprintf("queue %s not listed by rabbitmqctl", queue)
+}
+
+// Channel dials url with plain amqp091-go (not the repo's broker package),
+// connection_name set to name (rabbitmqctl list_connections shows it), and
+// opens one channel on it.
+// Closing the connection closes the channel too.
+func Channel(url, name string) (*amqp.Connection, *amqp.Channel, error) {
+	conn, err := amqp.DialConfig(url, amqp.Config{Dial: amqp.DefaultDial(10 * time.Second),
+		Properties: amqp.Table{"connection_name": name}})
+	if err != nil {
+		return nil, nil, err
+	}
+	ch, err := conn.Channel()
+	if err != nil {
+		conn.Close()
+		return nil, nil, err
+	}
+	return conn, ch, nil
 }
