@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"strconv"
+	"sync"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -150,14 +151,16 @@ func limitValue(f *float64) any {
 }
 
 // anonNodename is celery.utils.nodenames.anon_nodename(): the origin a
-// client that is not a worker puts on its messages.
-func anonNodename() string {
+// client that is not a worker puts on its messages. It is worked out once
+// per process: os.Hostname is a system call, and the web tier encodes a
+// message per request.
+var anonNodename = sync.OnceValue(func() string {
 	host, err := os.Hostname()
 	if err != nil || host == "" {
 		host = "localhost"
 	}
 	return "gen" + strconv.Itoa(os.Getpid()) + "@" + host
-}
+})
 
 // ArgsRepr is the argsrepr header celery computes for args:
 // saferepr(tuple(args), 1024).
