@@ -11,6 +11,7 @@ PKGS=(
   python3-redis                          # the Celery client's redis result backend, in tests
   redis-server                           # Celery's redis result backend, in tests
   libjemalloc2                           # allocator that keeps libvips' RSS flat
+  chromium                               # headless browser for the web tier's status-page test
 )
 VERSITYGW_VERSION=v1.8.0
 
