@@ -19,8 +19,12 @@ func engineFlags() []cli.Flag {
 		&cli.StringFlag{Name: "memory-budget", EnvVars: []string{"RENDERFARM_MEMORY_BUDGET"}, Usage: "memory all running renders may hold, e.g. 6GiB (default: 75% of memory less 256MiB)"},
 		&cli.Int64Flag{Name: "max-pixels", EnvVars: []string{"RENDERFARM_MAX_PIXELS"}, Usage: "largest source, width x height x frames", DefaultText: fmt.Sprint(render.DefaultMaxPixels)},
 		&cli.StringFlag{Name: "max-bytes", EnvVars: []string{"RENDERFARM_MAX_BYTES"}, Usage: "largest encoded source, e.g. 64MiB", DefaultText: "64MiB"},
-		&cli.StringFlag{Name: "recipes", EnvVars: []string{"RENDERFARM_RECIPES"}, Usage: "YAML file of recipes laid over the built-in ones"},
+		recipesFlag(),
 	}
+}
+
+func recipesFlag() cli.Flag {
+	return &cli.StringFlag{Name: "recipes", EnvVars: []string{"RENDERFARM_RECIPES"}, Usage: "YAML file of recipes laid over the built-in ones"}
 }
 
 func tuning(c *cli.Context) (render.Tuning, error) {

@@ -14,7 +14,6 @@ import (
 	"github.com/renderfarm/renderfarm/broker"
 	"github.com/renderfarm/renderfarm/job"
 	"github.com/renderfarm/renderfarm/render"
-	"github.com/renderfarm/renderfarm/storage"
 	"github.com/renderfarm/renderfarm/worker"
 	"github.com/urfave/cli/v2"
 )
@@ -34,7 +33,7 @@ stock client; celery inspect/control/events and Flower see this worker.
 SIGTERM or SIGINT: warm shutdown (finish running tasks within --shutdown-grace,
 hand back the rest); a second signal: cold shutdown. SIGTSTP stops taking new
 work; SIGCONT resumes.`,
-		Flags: append(engineFlags(),
+		Flags: append(append(engineFlags(), storageFlags()...),
 			brokerFlag(),
 			&cli.StringFlag{Name: "queues", Aliases: []string{"Q"}, EnvVars: []string{"RENDERFARM_QUEUES"}, Value: "celery", Usage: "comma-separated queues to consume, each NAME[:EXCHANGE[:ROUTING_KEY]] (exchange and key default to NAME)"},
 			&cli.IntFlag{Name: "concurrency", Aliases: []string{"c"}, EnvVars: []string{"RENDERFARM_CONCURRENCY"}, Usage: "task slots (default: render slots from `renderfarm tune`)"},
@@ -52,11 +51,6 @@ work; SIGCONT resumes.`,
 			&cli.StringFlag{Name: "dead-letter-exchange", EnvVars: []string{"RENDERFARM_DEAD_LETTER_EXCHANGE"}, Value: worker.DefaultDeadLetter, Usage: "where malformed and poison messages go"},
 			&cli.StringFlag{Name: "state-dir", EnvVars: []string{"RENDERFARM_STATE_DIR"}, Value: "/var/lib/renderfarm", Usage: "directory for the worker's persisted state (revoked task ids)"},
 			&cli.StringFlag{Name: "log-level", EnvVars: []string{"RENDERFARM_LOG_LEVEL"}, Value: "info", Usage: "debug, info, warn or error"},
-			&cli.StringFlag{Name: "file-root", EnvVars: []string{"RENDERFARM_FILE_ROOT"}, Usage: "colon-separated directories file:// sources and outputs must be in (default: none, file:// refused)"},
-			&cli.StringFlag{Name: "journal", EnvVars: []string{"RENDERFARM_JOURNAL"}, Value: "file:///var/lib/renderfarm/jobs/", Usage: "location prefix for job manifests, e.g. s3://bucket/_renderfarm/jobs/"},
-			&cli.StringFlag{Name: "buckets", EnvVars: []string{"RENDERFARM_BUCKETS"}, Usage: "comma-separated S3 buckets jobs may use (default: any)"},
-			&cli.BoolFlag{Name: "s3-path-style", EnvVars: []string{"RENDERFARM_S3_PATH_STYLE"}, Usage: "path-style S3 URLs, for S3-compatible servers"},
-			&cli.StringFlag{Name: "http-allow", EnvVars: []string{"RENDERFARM_HTTP_ALLOW"}, Usage: "comma-separated hosts or CIDRs exempt from the SSRF guard for https:// sources"},
 			&cli.BoolFlag{Name: "test-tasks", EnvVars: []string{"RENDERFARM_TEST_TASKS"}, Hidden: true, Usage: "register renderfarm.test.* tasks"},
 		),
 		Action: runWorker,
@@ -73,26 +67,7 @@ func renderJobs(c *cli.Context, t render.Tuning, hostname string, log *slog.Logg
 	if err != nil {
 		return nil, err
 	}
-	scfg := storage.Config{S3PathStyle: c.Bool("s3-path-style"), Logger: log}
-	scfg.FileRoots = splitPaths(c.String("file-root"))
-	scfg.AllowedBuckets = splitList(c.String("buckets"))
-	scfg.HTTPAllow = splitList(c.String("http-allow"))
-	store, err := storage.New(c.Context, scfg)
-	if err != nil {
-		return nil, err
-	}
-	// The journal gets a store of its own, rooted at the journal when it is
-	// local, so requests cannot write into it through --file-root.
-	jcfg := scfg
-	jcfg.FileRoots = nil
-	if loc, err := storage.ParseLocation(c.String("journal") + "x"); err == nil && loc.Scheme == storage.SchemeFile {
-		dir := filepath.Dir(loc.Path)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return nil, fmt.Errorf("--journal: %w", err)
-		}
-		jcfg.FileRoots = []string{dir}
-	}
-	journal, err := storage.New(c.Context, jcfg)
+	store, journal, err := openStores(c, log)
 	if err != nil {
 		return nil, err
 	}
