@@ -47,7 +47,7 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Broker == nil || c.Store == nil || c.Journal == nil {
 		return c, errors.New("web: a broker, a store and a journal are required")
 	}
-	if err := checkTokens(c.Tokens); err != nil {
+	if err := CheckTokens(c.Tokens); err != nil {
 		return c, err
 	}
 	if c.Recipes == nil {
@@ -93,8 +93,9 @@ func (c Config) withDefaults() (Config, error) {
 	return c, nil
 }
 
-// checkTokens refuses an empty set and tokens short enough to guess.
-func checkTokens(tokens []string) error {
+// CheckTokens refuses an empty set and tokens short enough to guess; the
+// command checks a tokens file with it before it connects to anything.
+func CheckTokens(tokens []string) error {
 	if len(tokens) == 0 {
 		return errors.New("web: at least one API token is required")
 	}

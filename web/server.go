@@ -69,7 +69,7 @@ func New(cfg Config) (*Server, error) {
 // SetTokens replaces the API tokens, e.g. after the tokens file changed.
 // Requests in flight keep the set they started with.
 func (s *Server) SetTokens(tokens []string) error {
-	if err := checkTokens(tokens); err != nil {
+	if err := CheckTokens(tokens); err != nil {
 		return err
 	}
 	s.auth.set(tokens)

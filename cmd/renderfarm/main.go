@@ -35,6 +35,7 @@ func newApp() *cli.App {
 			tuneCommand(),
 			workerCommand(),
 			replayCommand(),
+			webCommand(),
 		},
 		// Errors are printed once, by main, with a non-zero status.
 		ExitErrHandler: func(*cli.Context, error) {},

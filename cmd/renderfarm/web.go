@@ -1,0 +1,237 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/renderfarm/renderfarm/broker"
+	"github.com/renderfarm/renderfarm/job"
+	"github.com/renderfarm/renderfarm/render"
+	"github.com/renderfarm/renderfarm/web"
+	"github.com/renderfarm/renderfarm/worker"
+	"github.com/urfave/cli/v2"
+)
+
+func webCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "web",
+		Usage: "serve the HTTP API that validates render requests and enqueues them",
+		Description: `POST /v1/renders validates a request in the task contract and publishes it
+as a renderfarm.render task with publisher confirms (202 once confirmed);
+GET /v1/renders/{id} reads its state from the workers' manifests; GET / is a
+status page with thumbnails. /healthz and /readyz are for the load balancer.
+   renderfarm web --listen :8080 --tokens-file /etc/renderfarm/tokens \
+       --journal s3://media/_renderfarm/jobs/ --buckets uploads,renders
+SIGTERM or SIGINT: stop accepting, finish requests in flight within
+--shutdown-grace. SIGHUP: read --tokens-file again.`,
+		Flags: append(storageFlags(),
+			brokerFlag(),
+			recipesFlag(),
+			&cli.StringFlag{Name: "listen", EnvVars: []string{"RENDERFARM_LISTEN"}, Value: ":8080", Usage: "address to serve on"},
+			&cli.StringFlag{Name: "tokens", EnvVars: []string{"RENDERFARM_API_TOKENS"}, Usage: "comma-separated API tokens (at least 16 characters each)"},
+			&cli.StringFlag{Name: "tokens-file", EnvVars: []string{"RENDERFARM_API_TOKENS_FILE"}, Usage: "file of API tokens, one per line (# comments); read again on SIGHUP"},
+			&cli.StringFlag{Name: "queue", EnvVars: []string{"RENDERFARM_QUEUE"}, Value: "celery", Usage: "the workers' queue, NAME[:EXCHANGE[:ROUTING_KEY]] as their --queues"},
+			&cli.BoolFlag{Name: "quorum", EnvVars: []string{"RENDERFARM_QUORUM"}, Usage: "the queue is a quorum queue (as the workers' --quorum)"},
+			&cli.IntFlag{Name: "delivery-limit", EnvVars: []string{"RENDERFARM_DELIVERY_LIMIT"}, Value: 5, Usage: "the workers' --delivery-limit, with --quorum"},
+			&cli.StringFlag{Name: "dead-letter-exchange", EnvVars: []string{"RENDERFARM_DEAD_LETTER_EXCHANGE"}, Value: worker.DefaultDeadLetter, Usage: "the workers' --dead-letter-exchange, with --quorum"},
+			&cli.Float64Flag{Name: "rate", EnvVars: []string{"RENDERFARM_API_RATE"}, Value: 50, Usage: "requests per second per token, a batch counting each item (-1: no limit)"},
+			&cli.IntFlag{Name: "burst", EnvVars: []string{"RENDERFARM_API_BURST"}, Usage: "requests a token may send at once (default 2 x rate, at least --batch-max)"},
+			&cli.StringFlag{Name: "max-body", EnvVars: []string{"RENDERFARM_MAX_BODY"}, Value: "1MiB", Usage: "largest request body"},
+			&cli.IntFlag{Name: "batch-max", EnvVars: []string{"RENDERFARM_BATCH_MAX"}, Value: 100, Usage: "most requests in one batch"},
+			&cli.DurationFlag{Name: "request-timeout", EnvVars: []string{"RENDERFARM_REQUEST_TIMEOUT"}, Value: 10 * time.Second, Usage: "time to answer a request, the broker's confirm included"},
+			&cli.DurationFlag{Name: "idempotency-window", EnvVars: []string{"RENDERFARM_IDEMPOTENCY_WINDOW"}, Value: 24 * time.Hour, Usage: "how long an Idempotency-Key is remembered"},
+			&cli.DurationFlag{Name: "presign-ttl", EnvVars: []string{"RENDERFARM_PRESIGN_TTL"}, Value: 10 * time.Minute, Usage: "life of the presigned S3 links the API and status page hand out"},
+			&cli.IntFlag{Name: "recent", EnvVars: []string{"RENDERFARM_RECENT"}, Value: 24, Usage: "renders on the status page"},
+			&cli.IntFlag{Name: "status-days", EnvVars: []string{"RENDERFARM_STATUS_DAYS"}, Value: 7, Usage: "days of manifests a status lookup searches"},
+			&cli.DurationFlag{Name: "shutdown-grace", EnvVars: []string{"RENDERFARM_SHUTDOWN_GRACE"}, Value: 20 * time.Second, Usage: "how long shutdown waits for requests in flight"},
+			&cli.StringFlag{Name: "log-level", EnvVars: []string{"RENDERFARM_LOG_LEVEL"}, Value: "info", Usage: "debug, info, warn or error"},
+		),
+		Action: runWeb,
+	}
+}
+
+func runWeb(c *cli.Context) error {
+	log, err := newLogger(c.String("log-level"))
+	if err != nil {
+		return err
+	}
+	tokens, err := readTokens(c.String("tokens"), c.String("tokens-file"))
+	if err == nil {
+		err = web.CheckTokens(tokens)
+	}
+	if err != nil {
+		return cli.Exit(err.Error(), 2)
+	}
+	queues, err := parseQueues(c.String("queue"))
+	if err != nil || len(queues) != 1 {
+		return cli.Exit("--queue: want one NAME[:EXCHANGE[:ROUTING_KEY]]", 2)
+	}
+	q := queues[0]
+	q.Quorum, q.DeliveryLimit = c.Bool("quorum"), c.Int("delivery-limit")
+	maxBody, err := render.ParseBytes(c.String("max-body"))
+	if err != nil {
+		return cli.Exit(fmt.Sprintf("--max-body: %v", err), 2)
+	}
+	recipes, err := render.LoadRecipes(c.String("recipes"))
+	if err != nil {
+		return err
+	}
+	store, journalStore, err := openStores(c, log)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", c.String("listen"))
+	if err != nil {
+		return err
+	}
+
+	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ctx, fail := context.WithCancelCause(ctx)
+	conn := &lateBroker{ready: make(chan struct{})}
+	defer conn.close() // after fail(nil), which ends a connect still dialing
+	defer fail(nil)
+	go conn.connect(ctx, fail, broker.Config{URL: c.String("broker"), Name: "renderfarm web", Logger: log},
+		q.Topology(c.String("dead-letter-exchange")))
+	exchange, key := q.Route()
+	srv, err := web.New(web.Config{
+		Broker: conn, Exchange: exchange, RoutingKey: key,
+		Store: store, Recipes: recipes,
+		Journal:       &job.Journal{Store: journalStore, Prefix: c.String("journal"), Days: c.Int("status-days")},
+		Tokens:        tokens,
+		RatePerSecond: c.Float64("rate"), Burst: c.Int("burst"),
+		MaxBody: maxBody, BatchMax: c.Int("batch-max"),
+		RequestTimeout: c.Duration("request-timeout"), IdempotencyWindow: c.Duration("idempotency-window"),
+		RecentRenders: c.Int("recent"), PresignTTL: c.Duration("presign-ttl"),
+		Logger: log,
+	})
+	if err != nil {
+		return cli.Exit(err.Error(), 2)
+	}
+	if path := c.String("tokens-file"); path != "" {
+		go reloadTokensOnHUP(ctx, srv, c.String("tokens"), path, log)
+	}
+	log.Info("web: serving", "addr", ln.Addr().String(), "queue", q.Name)
+	err = srv.Serve(ctx, ln, c.Duration("shutdown-grace"))
+	if cause := context.Cause(ctx); err == nil && !errors.Is(cause, context.Canceled) {
+		err = cause
+	}
+	return err
+}
+
+// lateBroker is the web tier's broker before and after the first
+// connection: the API serves from the start, answering 503 to enqueues and
+// /readyz until RabbitMQ is reachable and the queue declared, so a web
+// tier booted during a broker outage comes right by itself.
+type lateBroker struct {
+	conn  atomic.Pointer[broker.Conn]
+	ready chan struct{} // closed when connect returns
+}
+
+// connect dials until the broker answers, then declares the queue as the
+// workers declare it: tasks sent before any worker started are queued, and
+// a setting that differs from the workers' (quorum, delivery limit) stops
+// the process here rather than failing every publish. An error retrying
+// cannot fix (bad URL, refused login, a clashing queue) ends the process
+// through fail.
+func (b *lateBroker) connect(ctx context.Context, fail context.CancelCauseFunc, cfg broker.Config, topo broker.Topology) {
+	defer close(b.ready)
+	conn, err := broker.Dial(ctx, cfg)
+	if err != nil {
+		if ctx.Err() == nil {
+			fail(fmt.Errorf("connecting to the broker: %w", err))
+		}
+		return
+	}
+	if err := conn.Declare(ctx, topo); err != nil {
+		conn.Close()
+		if ctx.Err() == nil {
+			fail(fmt.Errorf("declaring the render queue: %w", err))
+		}
+		return
+	}
+	b.conn.Store(conn)
+}
+
+func (b *lateBroker) PublishNow(ctx context.Context, exchange, key string, msg amqp.Publishing) error {
+	if c := b.conn.Load(); c != nil {
+		return c.PublishNow(ctx, exchange, key, msg)
+	}
+	return broker.ErrNotConnected
+}
+
+func (b *lateBroker) Healthy(ctx context.Context) error {
+	if c := b.conn.Load(); c != nil {
+		return c.Healthy(ctx)
+	}
+	return broker.ErrNotConnected
+}
+
+// close waits for connect, which ends with the process's context, and
+// closes the connection it made.
+func (b *lateBroker) close() {
+	<-b.ready
+	if c := b.conn.Load(); c != nil {
+		c.Close()
+	}
+}
+
+// readTokens merges --tokens and --tokens-file.
+func readTokens(list, path string) ([]string, error) {
+	tokens := splitList(list)
+	if path != "" {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, fmt.Errorf("--tokens-file: %w", err)
+		}
+		defer f.Close()
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			if line := strings.TrimSpace(sc.Text()); line != "" && !strings.HasPrefix(line, "#") {
+				tokens = append(tokens, line)
+			}
+		}
+		if err := sc.Err(); err != nil {
+			return nil, fmt.Errorf("--tokens-file: %w", err)
+		}
+	}
+	if len(tokens) == 0 {
+		return nil, errors.New("give API tokens with --tokens or --tokens-file")
+	}
+	return tokens, nil
+}
+
+// reloadTokensOnHUP lets ops rotate tokens without dropping connections.
+// A file that cannot be read, or is empty, keeps the tokens in force.
+func reloadTokensOnHUP(ctx context.Context, srv *web.Server, list, path string, log *slog.Logger) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+		}
+		tokens, err := readTokens(list, path)
+		if err == nil {
+			err = srv.SetTokens(tokens)
+		}
+		if err != nil {
+			log.Error("web: tokens not reloaded; the old ones stay", "err", err)
+			continue
+		}
+		log.Info("web: tokens reloaded", "count", len(tokens))
+	}
+}
