@@ -17,7 +17,8 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 )
 
-// ErrClosed means the Conn was closed by Close.
+// ErrClosed means the Conn was closed by Close, or closed itself after the
+// broker refused the login of its first connection (Open).
 var ErrClosed = errors.New("broker: connection closed")
 
 // ErrNotConnected is what Healthy and PublishNow report between a connection
@@ -38,6 +39,8 @@ type Conn struct {
 
 	mu     sync.Mutex
 	closed bool
+	// closeErr is why a Conn from Open closed itself (a refused login).
+	closeErr error
 	sess   *session      // nil while disconnected
 	ready  chan struct{} // closed when sess becomes non-nil
 	subs   []chan struct{}
@@ -82,6 +85,52 @@ func (s *session) lost() bool {
 // returned at once since retrying cannot fix it. ctx bounds only this first
 // connection: the Conn lives until Close.
 func Dial(ctx context.Context, cfg Config) (*Conn, error) {
+	c, err := newConn(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s, err := c.connectFirst(ctx)
+	if err != nil {
+		c.cancel()
+		return nil, err
+	}
+	c.wg.Add(1)
+	go c.supervise(s)
+	return c, nil
+}
+
+// Open is Dial for a server that must answer while the broker is away: it
+// returns at once and makes the first connection in the background, as it
+// reconnects after a loss. Until then Healthy and PublishNow fail with
+// ErrNotConnected and everything else waits for the connection. A login
+// the broker refuses, which retrying cannot fix, closes the Conn: what
+// waits then fails with ErrClosed and that reason. Only an invalid URL is
+// returned at once.
+func Open(cfg Config) (*Conn, error) {
+	c, err := newConn(cfg)
+	if err != nil {
+		return nil, err
+	}
+	c.wg.Add(1)
+	go func() {
+		s, err := c.connectFirst(c.ctx)
+		if err != nil {
+			if c.ctx.Err() == nil {
+				c.log.Error("broker: giving up", "err", err)
+				c.mu.Lock()
+				c.closed, c.closeErr = true, err
+				c.mu.Unlock()
+				c.cancel()
+			}
+			c.wg.Done()
+			return
+		}
+		c.supervise(s) // calls wg.Done
+	}()
+	return c, nil
+}
+
+func newConn(cfg Config) (*Conn, error) {
 	cfg = cfg.withDefaults()
 	if _, err := amqp.ParseURI(cfg.URL); err != nil {
 		return nil, fmt.Errorf("broker: invalid URL %q: %w", redactURL(cfg.URL), err)
@@ -89,7 +138,7 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 	var idb [6]byte
 	_, _ = rand.Read(idb[:])
 	cctx, cancel := context.WithCancel(context.Background())
-	c := &Conn{
+	return &Conn{
 		cfg:      cfg,
 		log:      cfg.Logger.With("component", "broker", "conn", cfg.Name),
 		ctx:      cctx,
@@ -97,8 +146,12 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 		ready:    make(chan struct{}),
 		pubLock:  make(chan struct{}, 1),
 		idPrefix: hex.EncodeToString(idb[:]),
-	}
+	}, nil
+}
 
+// connectFirst dials until the first connection is made and installs it,
+// or until ctx ends or the broker refuses the login.
+func (c *Conn) connectFirst(ctx context.Context) (*session, error) {
 	var warned bool
 	var lastErr error // the last real failure, not the ctx ending mid-attempt
 	for attempt := 0; ; attempt++ {
@@ -106,29 +159,24 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 		if err == nil {
 			s := c.newSession(conn, 1)
 			c.install(s)
-			c.wg.Add(1)
-			go c.supervise(s)
-			c.log.Info("broker: connected", "url", redactURL(cfg.URL))
-			return c, nil
+			c.log.Info("broker: connected", "url", redactURL(c.cfg.URL))
+			return s, nil
 		}
 		if ctx.Err() != nil {
-			cancel()
-			return nil, dialCtxError(cfg.URL, ctx.Err(), lastErr)
+			return nil, dialCtxError(c.cfg.URL, ctx.Err(), lastErr)
 		}
 		lastErr = err
 		if isFatalDialError(err) {
-			cancel()
-			return nil, fmt.Errorf("broker: dial %s: %w", redactURL(cfg.URL), err)
+			return nil, fmt.Errorf("broker: dial %s: %w", redactURL(c.cfg.URL), err)
 		}
 		if !warned {
-			c.log.Warn("broker: cannot connect yet, retrying", "url", redactURL(cfg.URL), "err", err)
+			c.log.Warn("broker: cannot connect yet, retrying", "url", redactURL(c.cfg.URL), "err", err)
 			warned = true
 		} else {
 			c.log.Debug("broker: dial attempt failed", "attempt", attempt+1, "err", err)
 		}
-		if serr := sleepCtx(ctx, backoff(cfg.ReconnectMin, cfg.ReconnectMax, attempt)); serr != nil {
-			cancel()
-			return nil, dialCtxError(cfg.URL, serr, lastErr)
+		if serr := sleepCtx(ctx, backoff(c.cfg.ReconnectMin, c.cfg.ReconnectMax, attempt)); serr != nil {
+			return nil, dialCtxError(c.cfg.URL, serr, lastErr)
 		}
 	}
 }
@@ -248,12 +296,11 @@ func (c *Conn) current() *session {
 func (c *Conn) waitSession(ctx context.Context) (*session, error) {
 	for {
 		c.mu.Lock()
-		if c.closed {
-			c.mu.Unlock()
-			return nil, ErrClosed
-		}
-		s, ready := c.sess, c.ready
+		closed, s, ready := c.closed, c.sess, c.ready
 		c.mu.Unlock()
+		if closed {
+			return nil, c.closedError()
+		}
 		if s != nil {
 			return s, nil
 		}
@@ -262,9 +309,19 @@ func (c *Conn) waitSession(ctx context.Context) (*session, error) {
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-c.ctx.Done():
-			return nil, ErrClosed
+			return nil, c.closedError()
 		}
 	}
+}
+
+// closedError is ErrClosed, with the reason when the Conn closed itself.
+func (c *Conn) closedError() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closeErr != nil {
+		return fmt.Errorf("%w: %w", ErrClosed, c.closeErr)
+	}
+	return ErrClosed
 }
 
 // awaitLoss waits until the supervisor has retired s, so a retry after an

@@ -256,3 +256,60 @@ func TestBrokerOutage(t *testing.T) {
 		t.Fatalf("Healthy after the restart: %v", err)
 	}
 }
+
+// A Conn from Open is usable before the broker is: probes and PublishNow
+// say "not connected" at once, a declaration waits, and all of it works
+// once the broker answers, with no call from the owner.
+func TestOpenBeforeTheBroker(t *testing.T) {
+	u, up := testenv.LateRabbitMQ(t)
+	c, err := Open(testConfig(t, u))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+
+	if err := c.Healthy(testCtx(t, time.Second)); !errors.Is(err, ErrNotConnected) {
+		t.Fatalf("Healthy before the broker is up: %v, want ErrNotConnected", err)
+	}
+	if err := c.PublishNow(testCtx(t, time.Second), "", "q", text("early")); !errors.Is(err, ErrNotConnected) {
+		t.Fatalf("PublishNow before the broker is up: %v, want ErrNotConnected", err)
+	}
+	declared := make(chan error, 1)
+	go func() { declared <- c.Declare(testCtx(t, 30*time.Second), Topology{Queues: []Queue{{Name: "q"}}}) }()
+	select {
+	case err := <-declared:
+		t.Fatalf("Declare returned before the broker was up: %v", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+
+	up()
+	if err := <-declared; err != nil {
+		t.Fatalf("Declare once the broker is up: %v", err)
+	}
+	if err := c.Healthy(testCtx(t, 5*time.Second)); err != nil {
+		t.Fatalf("Healthy once connected: %v", err)
+	}
+	if err := c.PublishNow(testCtx(t, 5*time.Second), "", "q", text("on time")); err != nil {
+		t.Fatalf("PublishNow once connected: %v", err)
+	}
+}
+
+// A refused login is not retried for ever: the Conn closes itself, and
+// whatever waited for it learns why.
+func TestOpenWithARefusedLogin(t *testing.T) {
+	p, _ := url.Parse(testenv.RabbitMQ(t))
+	p.User = url.UserPassword("guest", "wrong")
+	c, err := Open(testConfig(t, p.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	err = c.Declare(testCtx(t, 10*time.Second), Topology{Queues: []Queue{{Name: "q"}}})
+	var aerr *amqp.Error
+	if !errors.Is(err, ErrClosed) || !errors.As(err, &aerr) || aerr.Code != amqp.AccessRefused {
+		t.Fatalf("Declare on a refused login: %v, want ErrClosed with 403", err)
+	}
+	if _, err := Open(testConfig(t, "http://127.0.0.1/")); err == nil {
+		t.Fatal("Open took an http:// URL")
+	}
+}
