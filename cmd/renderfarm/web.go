@@ -10,11 +10,9 @@ import (
 	"os"
 	"os/signal"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"time"
 
-	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/renderfarm/renderfarm/broker"
 	"github.com/renderfarm/renderfarm/job"
 	"github.com/renderfarm/renderfarm/render"
@@ -95,15 +93,29 @@ func runWeb(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	defer ln.Close() // Serve closes it too; this is for the returns before
 
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// The tier serves from the start, answering 503 to enqueues and /readyz
+	// until RabbitMQ is reachable and the queue declared, so one booted
+	// during a broker outage comes right by itself.
+	conn, err := broker.Open(broker.Config{URL: c.String("broker"), Name: "renderfarm web", Logger: log})
+	if err != nil {
+		return cli.Exit(err.Error(), 2)
+	}
+	defer conn.Close()
 	ctx, fail := context.WithCancelCause(ctx)
-	conn := &lateBroker{ready: make(chan struct{})}
-	defer conn.close() // after fail(nil), which ends a connect still dialing
 	defer fail(nil)
-	go conn.connect(ctx, fail, broker.Config{URL: c.String("broker"), Name: "renderfarm web", Logger: log},
-		q.Topology(c.String("dead-letter-exchange")))
+	go func() {
+		// Declared as the workers declare it: tasks sent before any worker
+		// started are queued, and a setting that differs from theirs
+		// (quorum, delivery limit) or a refused login stops the tier here
+		// rather than failing every publish.
+		if err := conn.Declare(ctx, q.Topology(c.String("dead-letter-exchange"))); err != nil && ctx.Err() == nil {
+			fail(fmt.Errorf("the render queue cannot be declared: %w", err))
+		}
+	}()
 	exchange, key := q.Route()
 	srv, err := web.New(web.Config{
 		Broker: conn, Exchange: exchange, RoutingKey: key,
@@ -128,63 +140,6 @@ func runWeb(c *cli.Context) error {
 		err = cause
 	}
 	return err
-}
-
-// lateBroker is the web tier's broker before and after the first
-// connection: the API serves from the start, answering 503 to enqueues and
-// /readyz until RabbitMQ is reachable and the queue declared, so a web
-// tier booted during a broker outage comes right by itself.
-type lateBroker struct {
-	conn  atomic.Pointer[broker.Conn]
-	ready chan struct{} // closed when connect returns
-}
-
-// connect dials until the broker answers, then declares the queue as the
-// workers declare it: tasks sent before any worker started are queued, and
-// a setting that differs from the workers' (quorum, delivery limit) stops
-// the process here rather than failing every publish. An error retrying
-// cannot fix (bad URL, refused login, a clashing queue) ends the process
-// through fail.
-func (b *lateBroker) connect(ctx context.Context, fail context.CancelCauseFunc, cfg broker.Config, topo broker.Topology) {
-	defer close(b.ready)
-	conn, err := broker.Dial(ctx, cfg)
-	if err != nil {
-		if ctx.Err() == nil {
-			fail(fmt.Errorf("connecting to the broker: %w", err))
-		}
-		return
-	}
-	if err := conn.Declare(ctx, topo); err != nil {
-		conn.Close()
-		if ctx.Err() == nil {
-			fail(fmt.Errorf("declaring the render queue: %w", err))
-		}
-		return
-	}
-	b.conn.Store(conn)
-}
-
-func (b *lateBroker) PublishNow(ctx context.Context, exchange, key string, msg amqp.Publishing) error {
-	if c := b.conn.Load(); c != nil {
-		return c.PublishNow(ctx, exchange, key, msg)
-	}
-	return broker.ErrNotConnected
-}
-
-func (b *lateBroker) Healthy(ctx context.Context) error {
-	if c := b.conn.Load(); c != nil {
-		return c.Healthy(ctx)
-	}
-	return broker.ErrNotConnected
-}
-
-// close waits for connect, which ends with the process's context, and
-// closes the connection it made.
-func (b *lateBroker) close() {
-	<-b.ready
-	if c := b.conn.Load(); c != nil {
-		c.Close()
-	}
 }
 
 // readTokens merges --tokens and --tokens-file.

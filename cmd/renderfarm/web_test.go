@@ -1,17 +1,11 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
-	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -26,15 +20,21 @@ func TestWebRefusesBadSettings(t *testing.T) {
 	if err := os.WriteFile(short, []byte("# ops\nshort\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	refused, err := url.Parse(testenv.RabbitMQ(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused.User = url.UserPassword("guest", "wrong")
 	for _, tc := range []struct {
 		name string
 		args []string
 		code int
 		want string
 	}{
+		{"refused login", []string{"--broker", refused.String(), "--tokens", webToken, "--journal", "file://" + t.TempDir() + "/"}, 1, "403"},
 		{"no tokens", []string{"--broker", "amqp://127.0.0.1:1/"}, 2, "API tokens"},
 		{"short token", []string{"--broker", "amqp://127.0.0.1:1/", "--tokens-file", short}, 2, "at least 16 characters"},
-		{"not an AMQP URL", []string{"--broker", "http://127.0.0.1/", "--tokens", webToken}, 1, "invalid URL"},
+		{"not an AMQP URL", []string{"--broker", "http://127.0.0.1/", "--tokens", webToken}, 2, "invalid URL"},
 		{"two queues", []string{"--queue", "a,b", "--tokens", webToken}, 2, "--queue"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -74,40 +74,27 @@ func TestWebCommandRotatesTokensAndStopsCleanly(t *testing.T) {
 	expect("at start", map[string]int{first: 404, second: 401, "": 401})
 
 	writeFile(second + "\n")
-	w.cmd.Process.Signal(syscall.SIGHUP)
-	w.waitLog(t, "tokens reloaded")
+	w.Signal(syscall.SIGHUP)
+	w.WaitOutput(t, "tokens reloaded", 10*time.Second)
 	expect("after rotation", map[string]int{first: 401, second: 404})
 
 	writeFile("# emptied by mistake\n")
-	w.cmd.Process.Signal(syscall.SIGHUP)
-	w.waitLog(t, "tokens not reloaded")
+	w.Signal(syscall.SIGHUP)
+	w.WaitOutput(t, "tokens not reloaded", 10*time.Second)
 	expect("after an empty file", map[string]int{first: 401, second: 404})
 
-	w.stop(t)
+	if err := w.Stop(30 * time.Second); err != nil {
+		t.Fatalf("web after SIGTERM: %v", err)
+	}
 }
 
 // A web tier booted while RabbitMQ is unreachable serves at once: up for
 // /healthz, 503 for /readyz and enqueues, and ready by itself once the
 // broker answers.
 func TestWebStartsBeforeTheBroker(t *testing.T) {
-	amqpURL := testenv.RabbitMQ(t)
-	u, err := url.Parse(amqpURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The broker's address for the web tier: a port that refuses
-	// connections until the test puts a proxy to RabbitMQ on it.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	late := ln.Addr().String()
-	ln.Close()
-	rabbit := u.Host
-	u.Host = late
-
+	amqpURL, brokerUp := testenv.LateRabbitMQ(t)
 	dir := t.TempDir()
-	w := startWeb(t, "--broker", u.String(), "--tokens", webToken, "--journal", "file://"+dir+"/jobs/", "--file-root", dir)
+	w := startWeb(t, "--broker", amqpURL, "--tokens", webToken, "--journal", "file://"+dir+"/jobs/", "--file-root", dir)
 	body := `{"source": "file://` + dir + `/in.jpg", "recipe": "gallery", "dest": "file://` + dir + `/out/"}`
 	if code := w.do(t, "", "GET", "/healthz", ""); code != 200 {
 		t.Fatalf("/healthz while connecting: %d", code)
@@ -119,68 +106,33 @@ func TestWebStartsBeforeTheBroker(t *testing.T) {
 		t.Fatalf("POST while connecting: %d, want 503", code)
 	}
 
-	proxy(t, late, rabbit)
+	brokerUp()
 	w.waitReady(t)
 	if code := w.do(t, webToken, "POST", "/v1/renders", body); code != 202 {
 		t.Fatalf("POST once connected: %d, want 202", code)
 	}
-	w.stop(t)
+	if err := w.Stop(30 * time.Second); err != nil {
+		t.Fatalf("web after SIGTERM: %v", err)
+	}
 }
 
 const webToken = "web-test-token-0123456789"
 
 // webProc is `renderfarm web` in its own process, as production runs it.
 type webProc struct {
-	base   string
-	log    *syncBuffer
-	cmd    *exec.Cmd
-	exited chan error
+	*testenv.Process
+	base string
 }
 
 // startWeb runs `renderfarm web ARGS...` on a free loopback port and waits
-// until it serves; the process is killed when the test ends.
+// until it serves.
 func startWeb(t *testing.T, args ...string) *webProc {
 	t.Helper()
-	w := &webProc{log: &syncBuffer{}, exited: make(chan error, 1)}
-	w.cmd = exec.Command(testenv.Renderfarm(t), append([]string{"web", "--listen", "127.0.0.1:0", "--shutdown-grace", "5s"}, args...)...)
-	stderr, err := w.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			line := sc.Text()
-			w.log.WriteLine(line)
-			if i := strings.Index(line, "web: serving"); i >= 0 {
-				for _, f := range strings.Fields(line[i:]) {
-					if a, ok := strings.CutPrefix(f, "addr="); ok {
-						addr <- a
-					}
-				}
-			}
-		}
-		w.exited <- w.cmd.Wait()
-	}()
-	t.Cleanup(func() {
-		_ = w.cmd.Process.Kill()
-		if t.Failed() {
-			t.Logf("web log:\n%s", w.log.String())
-		}
-	})
-	select {
-	case a := <-addr:
-		w.base = "http://" + a
-	case err := <-w.exited:
-		t.Fatalf("web exited before serving: %v\n%s", err, w.log.String())
-	case <-time.After(30 * time.Second):
-		t.Fatal("web did not start serving within 30s")
-	}
-	return w
+	p := testenv.Start(t, nil, append([]string{"web", "--listen", "127.0.0.1:0", "--shutdown-grace", "5s"}, args...)...)
+	line := p.WaitOutput(t, "web: serving", 30*time.Second)
+	_, addr, _ := strings.Cut(line, " addr=")
+	addr, _, _ = strings.Cut(addr, " ")
+	return &webProc{Process: p, base: "http://" + addr}
 }
 
 // do sends a request with token (none if empty) and returns the status
@@ -210,72 +162,3 @@ func (w *webProc) waitReady(t *testing.T) {
 	}
 }
 
-// waitLog waits for s to appear in the process's log.
-func (w *webProc) waitLog(t *testing.T, s string) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(w.log.String(), s); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no %q in the log within 10s", s)
-		}
-	}
-}
-
-// stop sends SIGTERM and expects a clean exit.
-func (w *webProc) stop(t *testing.T) {
-	t.Helper()
-	w.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-w.exited:
-		if err != nil {
-			t.Fatalf("web after SIGTERM: %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("web still running 30s after SIGTERM")
-	}
-}
-
-// proxy forwards connections on addr to target until the test ends.
-func proxy(t *testing.T, addr, target string) {
-	t.Helper()
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatalf("the broker's stand-in port was taken meanwhile: %v", err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				up, err := net.Dial("tcp", target)
-				if err != nil {
-					return
-				}
-				defer up.Close()
-				go io.Copy(up, c)
-				io.Copy(c, up)
-			}()
-		}
-	}()
-}
-
-// syncBuffer is a log written by one goroutine and read by the test.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) WriteLine(s string) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.buf.WriteString(s + "\n")
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}

@@ -2,9 +2,11 @@ package testenv
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -45,32 +47,112 @@ func Renderfarm(t testing.TB) string {
 	return binary.path
 }
 
-// Worker runs `renderfarm worker ARGS...` against the broker at amqpURL,
-// with env added to the test's environment, and stops it with a warm
-// shutdown (SIGTERM) when the test ends. Its log is printed if the test
-// failed.
-func Worker(t testing.TB, amqpURL string, env []string, args ...string) {
+// Process is a renderfarm command running in its own process, as
+// production runs it.
+type Process struct {
+	cmd    *exec.Cmd
+	out    lockedBuffer
+	exited chan struct{}
+	err    error // how it exited, once exited is closed
+}
+
+// Start runs `renderfarm ARGS...` with env added to the test's
+// environment. When the test ends a process still running gets SIGTERM
+// (a warm shutdown) and, 30 s later, SIGKILL; its output is printed if
+// the test failed.
+func Start(t testing.TB, env []string, args ...string) *Process {
 	t.Helper()
-	bin := Renderfarm(t)
-	cmd := exec.Command(bin, append([]string{"worker", "--broker", amqpURL, "--state-dir", t.TempDir()}, args...)...)
-	cmd.Env = append(os.Environ(), env...)
-	var log bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &log, &log
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("testenv: starting the worker: %v", err)
+	p := &Process{cmd: exec.Command(Renderfarm(t), args...), exited: make(chan struct{})}
+	p.cmd.Env = append(os.Environ(), env...)
+	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("testenv: starting renderfarm %s: %v", args[0], err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.exited)
+	}()
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
+		_ = p.Stop(30 * time.Second)
 		if t.Failed() {
-			t.Logf("worker log:\n%s", log.String())
+			t.Logf("renderfarm %s output:\n%s", args[0], p.Output())
 		}
 	})
+	return p
+}
+
+// Output is what the process has printed so far, stdout and stderr.
+func (p *Process) Output() string { return p.out.String() }
+
+// Signal sends sig to the process.
+func (p *Process) Signal(sig os.Signal) { _ = p.cmd.Process.Signal(sig) }
+
+// WaitOutput waits up to within for a line of output containing s and
+// returns that line; the test fails if the process exits first or the
+// time runs out.
+func (p *Process) WaitOutput(t testing.TB, s string, within time.Duration) string {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		for _, line := range strings.Split(p.Output(), "\n") {
+			if strings.Contains(line, s) {
+				return line
+			}
+		}
+		select {
+		case <-p.exited:
+			t.Fatalf("testenv: renderfarm exited (%v) before printing %q:\n%s", p.err, s, p.Output())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("testenv: no %q in renderfarm's output within %v", s, within)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Stop sends SIGTERM, waits up to grace for the process to exit (killing
+// it then) and returns how it exited: nil for a clean exit.
+func (p *Process) Stop(grace time.Duration) error {
+	select {
+	case <-p.exited:
+		return p.err
+	default:
+	}
+	p.Signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+		return p.err
+	case <-time.After(grace):
+		_ = p.cmd.Process.Kill()
+		<-p.exited
+		return fmt.Errorf("still running %v after SIGTERM: killed", grace)
+	}
+}
+
+// Worker runs `renderfarm worker ARGS...` against the broker at amqpURL,
+// with env added to the test's environment, until the test ends (see
+// Start).
+func Worker(t testing.TB, amqpURL string, env []string, args ...string) *Process {
+	t.Helper()
+	return Start(t, env, append([]string{"worker", "--broker", amqpURL, "--state-dir", t.TempDir()}, args...)...)
+}
+
+// lockedBuffer is output written by the process's copying goroutine and
+// read by the test.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
