@@ -17,7 +17,6 @@ import (
 	"github.com/renderfarm/renderfarm/job"
 	"github.com/renderfarm/renderfarm/render"
 	"github.com/renderfarm/renderfarm/web"
-	"github.com/renderfarm/renderfarm/worker"
 	"github.com/urfave/cli/v2"
 )
 
@@ -33,16 +32,14 @@ status page with thumbnails. /healthz and /readyz are for the load balancer.
        --journal s3://media/_renderfarm/jobs/ --buckets uploads,renders
 SIGTERM or SIGINT: stop accepting, finish requests in flight within
 --shutdown-grace. SIGHUP: read --tokens-file again.`,
-		Flags: append(storageFlags(),
+		Flags: append(append(storageFlags(), queueFlags()...),
 			brokerFlag(),
+			logLevelFlag(),
 			recipesFlag(),
 			&cli.StringFlag{Name: "listen", EnvVars: []string{"RENDERFARM_LISTEN"}, Value: ":8080", Usage: "address to serve on"},
 			&cli.StringFlag{Name: "tokens", EnvVars: []string{"RENDERFARM_API_TOKENS"}, Usage: "comma-separated API tokens (at least 16 characters each)"},
 			&cli.StringFlag{Name: "tokens-file", EnvVars: []string{"RENDERFARM_API_TOKENS_FILE"}, Usage: "file of API tokens, one per line (# comments); read again on SIGHUP"},
 			&cli.StringFlag{Name: "queue", EnvVars: []string{"RENDERFARM_QUEUE"}, Value: "celery", Usage: "the workers' queue, NAME[:EXCHANGE[:ROUTING_KEY]] as their --queues"},
-			&cli.BoolFlag{Name: "quorum", EnvVars: []string{"RENDERFARM_QUORUM"}, Usage: "the queue is a quorum queue (as the workers' --quorum)"},
-			&cli.IntFlag{Name: "delivery-limit", EnvVars: []string{"RENDERFARM_DELIVERY_LIMIT"}, Value: 5, Usage: "the workers' --delivery-limit, with --quorum"},
-			&cli.StringFlag{Name: "dead-letter-exchange", EnvVars: []string{"RENDERFARM_DEAD_LETTER_EXCHANGE"}, Value: worker.DefaultDeadLetter, Usage: "the workers' --dead-letter-exchange, with --quorum"},
 			&cli.Float64Flag{Name: "rate", EnvVars: []string{"RENDERFARM_API_RATE"}, Value: 50, Usage: "requests per second per token, a batch counting each item (-1: no limit)"},
 			&cli.IntFlag{Name: "burst", EnvVars: []string{"RENDERFARM_API_BURST"}, Usage: "requests a token may send at once (default 2 x rate, at least --batch-max)"},
 			&cli.StringFlag{Name: "max-body", EnvVars: []string{"RENDERFARM_MAX_BODY"}, Value: "1MiB", Usage: "largest request body"},
@@ -53,7 +50,6 @@ SIGTERM or SIGINT: stop accepting, finish requests in flight within
 			&cli.IntFlag{Name: "recent", EnvVars: []string{"RENDERFARM_RECENT"}, Value: 24, Usage: "renders on the status page"},
 			&cli.IntFlag{Name: "status-days", EnvVars: []string{"RENDERFARM_STATUS_DAYS"}, Value: 7, Usage: "days of manifests a status lookup searches"},
 			&cli.DurationFlag{Name: "shutdown-grace", EnvVars: []string{"RENDERFARM_SHUTDOWN_GRACE"}, Value: 20 * time.Second, Usage: "how long shutdown waits for requests in flight"},
-			&cli.StringFlag{Name: "log-level", EnvVars: []string{"RENDERFARM_LOG_LEVEL"}, Value: "info", Usage: "debug, info, warn or error"},
 		),
 		Action: runWeb,
 	}
@@ -75,8 +71,7 @@ func runWeb(c *cli.Context) error {
 	if err != nil || len(queues) != 1 {
 		return cli.Exit("--queue: want one NAME[:EXCHANGE[:ROUTING_KEY]]", 2)
 	}
-	q := queues[0]
-	q.Quorum, q.DeliveryLimit = c.Bool("quorum"), c.Int("delivery-limit")
+	q := withQueueFlags(c, queues[0])
 	maxBody, err := render.ParseBytes(c.String("max-body"))
 	if err != nil {
 		return cli.Exit(fmt.Sprintf("--max-body: %v", err), 2)

@@ -161,4 +161,3 @@ func (w *webProc) waitReady(t *testing.T) {
 		}
 	}
 }
-

@@ -18,11 +18,6 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-func brokerFlag() cli.Flag {
-	return &cli.StringFlag{Name: "broker", EnvVars: []string{"RENDERFARM_BROKER_URL"}, Value: "amqp://guest:guest@127.0.0.1:5672//",
-		Usage: "AMQP URL of RabbitMQ, with its vhost"}
-}
-
 func workerCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "worker",
@@ -33,8 +28,9 @@ stock client; celery inspect/control/events and Flower see this worker.
 SIGTERM or SIGINT: warm shutdown (finish running tasks within --shutdown-grace,
 hand back the rest); a second signal: cold shutdown. SIGTSTP stops taking new
 work; SIGCONT resumes.`,
-		Flags: append(append(engineFlags(), storageFlags()...),
+		Flags: append(append(append(engineFlags(), storageFlags()...), queueFlags()...),
 			brokerFlag(),
+			logLevelFlag(),
 			&cli.StringFlag{Name: "queues", Aliases: []string{"Q"}, EnvVars: []string{"RENDERFARM_QUEUES"}, Value: "celery", Usage: "comma-separated queues to consume, each NAME[:EXCHANGE[:ROUTING_KEY]] (exchange and key default to NAME)"},
 			&cli.IntFlag{Name: "concurrency", Aliases: []string{"c"}, EnvVars: []string{"RENDERFARM_CONCURRENCY"}, Usage: "task slots (default: render slots from `renderfarm tune`)"},
 			&cli.StringFlag{Name: "hostname", Aliases: []string{"n"}, EnvVars: []string{"RENDERFARM_HOSTNAME"}, Usage: "worker node name (default renderfarm@<host>)"},
@@ -46,11 +42,7 @@ work; SIGCONT resumes.`,
 			&cli.BoolFlag{Name: "track-started", EnvVars: []string{"RENDERFARM_TRACK_STARTED"}, Usage: "store a STARTED state when a task starts"},
 			&cli.DurationFlag{Name: "shutdown-grace", EnvVars: []string{"RENDERFARM_SHUTDOWN_GRACE"}, Value: 30 * time.Second, Usage: "how long a warm shutdown waits for running tasks"},
 			&cli.IntFlag{Name: "max-redeliveries", EnvVars: []string{"RENDERFARM_MAX_REDELIVERIES"}, Value: 5, Usage: "dead-letter a message delivered more often than this"},
-			&cli.BoolFlag{Name: "quorum", EnvVars: []string{"RENDERFARM_QUORUM"}, Usage: "declare the queues as quorum queues (clients must declare them the same way)"},
-			&cli.IntFlag{Name: "delivery-limit", EnvVars: []string{"RENDERFARM_DELIVERY_LIMIT"}, Value: 5, Usage: "quorum queues' x-delivery-limit"},
-			&cli.StringFlag{Name: "dead-letter-exchange", EnvVars: []string{"RENDERFARM_DEAD_LETTER_EXCHANGE"}, Value: worker.DefaultDeadLetter, Usage: "where malformed and poison messages go"},
 			&cli.StringFlag{Name: "state-dir", EnvVars: []string{"RENDERFARM_STATE_DIR"}, Value: "/var/lib/renderfarm", Usage: "directory for the worker's persisted state (revoked task ids)"},
-			&cli.StringFlag{Name: "log-level", EnvVars: []string{"RENDERFARM_LOG_LEVEL"}, Value: "info", Usage: "debug, info, warn or error"},
 			&cli.BoolFlag{Name: "test-tasks", EnvVars: []string{"RENDERFARM_TEST_TASKS"}, Hidden: true, Usage: "register renderfarm.test.* tasks"},
 		),
 		Action: runWorker,
@@ -134,6 +126,10 @@ func parseQueues(s string) ([]worker.QueueConfig, error) {
 	return out, nil
 }
 
+func logLevelFlag() cli.Flag {
+	return &cli.StringFlag{Name: "log-level", EnvVars: []string{"RENDERFARM_LOG_LEVEL"}, Value: "info", Usage: "debug, info, warn or error"}
+}
+
 func newLogger(level string) (*slog.Logger, error) {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
@@ -182,8 +178,7 @@ func runWorker(c *cli.Context) error {
 		return cli.Exit(err.Error(), 2)
 	}
 	for _, q := range queues {
-		q.Quorum, q.DeliveryLimit = c.Bool("quorum"), c.Int("delivery-limit")
-		cfg.Queues = append(cfg.Queues, q)
+		cfg.Queues = append(cfg.Queues, withQueueFlags(c, q))
 	}
 	if dir := c.String("state-dir"); dir != "" {
 		cfg.RevokedFile = filepath.Join(dir, "revoked-"+strings.ReplaceAll(cfg.Hostname, "/", "_")+".tsv")
