@@ -194,7 +194,8 @@ func (s *Server) withBody(w http.ResponseWriter, r *http.Request, handle func(bo
 	case idemReplay:
 		s.stats.replays.Inc()
 		w.Header().Set("Idempotent-Replayed", "true")
-		writeEncoded(w, e.status, e.location, e.resp)
+		setLocation(w, e.location)
+		writeEncoded(w, e.status, e.resp)
 		return
 	case idemBusy:
 		writeError(w, &apiError{Status: http.StatusConflict, Code: codeIdempotencyConflict, RetryAfter: time.Second,
@@ -211,26 +212,15 @@ func (s *Server) withBody(w http.ResponseWriter, r *http.Request, handle func(bo
 		s.write(w, resp)
 		return
 	}
-	data, err := json.Marshal(resp.body)
+	data, err := encodeJSON(resp.body)
 	if err != nil {
 		s.idem.abandon(e)
 		writeError(w, &apiError{Status: http.StatusInternalServerError, Code: codeInternal, Message: "encoding the answer"})
 		return
 	}
-	data = append(data, '\n')
 	s.idem.finish(e, resp.status, resp.location, data)
-	writeEncoded(w, resp.status, resp.location, data)
-}
-
-// writeEncoded writes a JSON answer already encoded, as stored for replays.
-func writeEncoded(w http.ResponseWriter, status int, location string, data []byte) {
-	if location != "" {
-		w.Header().Set("Location", location)
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_, _ = w.Write(data)
+	setLocation(w, resp.location)
+	writeEncoded(w, resp.status, data)
 }
 
 func (s *Server) write(w http.ResponseWriter, resp response) {
@@ -239,10 +229,14 @@ func (s *Server) write(w http.ResponseWriter, resp response) {
 	case resp.err != nil:
 		writeError(w, resp.err)
 	default:
-		if resp.location != "" {
-			w.Header().Set("Location", resp.location)
-		}
+		setLocation(w, resp.location)
 		writeJSON(w, resp.status, resp.body)
+	}
+}
+
+func setLocation(w http.ResponseWriter, location string) {
+	if location != "" {
+		w.Header().Set("Location", location)
 	}
 }
 

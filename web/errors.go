@@ -1,6 +1,7 @@
 package web
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -43,13 +44,30 @@ type apiError struct {
 
 func (e *apiError) Error() string { return e.Code + ": " + e.Message }
 
+// encodeJSON is how every JSON answer is encoded, stored replays included,
+// so a replay is byte for byte the first answer.
+func encodeJSON(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	err := enc.Encode(v)
+	return buf.Bytes(), err
+}
+
 func writeJSON(w http.ResponseWriter, status int, v any) {
+	data, err := encodeJSON(v)
+	if err != nil {
+		status, data = http.StatusInternalServerError, []byte(`{"error":{"code":"internal","message":"encoding the answer"}}`+"\n")
+	}
+	writeEncoded(w, status, data)
+}
+
+// writeEncoded writes a JSON answer already encoded.
+func writeEncoded(w http.ResponseWriter, status int, data []byte) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(v) // the client went away: nothing left to tell it
+	_, _ = w.Write(data) // the client went away: nothing left to tell it
 }
 
 func writeError(w http.ResponseWriter, e *apiError) {

@@ -5,9 +5,9 @@ import (
 	"net/http"
 )
 
-// openAPISpec describes the API. TestOpenAPI checks it against the
-// handlers: every route is described, and every answer the tests provoke
-// validates against it.
+// openAPISpec describes the API. The tests hold the handlers to it
+// (apiCheck in stack_test.go): every route is described, every described
+// operation is exercised, and every answer validates against it.
 //
 //go:embed openapi.json
 var openAPISpec []byte

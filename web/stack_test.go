@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"mime"
 	"net/http"
@@ -343,5 +342,3 @@ func truncate(s string) string {
 	}
 	return s
 }
-
-var _ = fmt.Sprint

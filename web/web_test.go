@@ -234,6 +234,9 @@ func TestWebTier(t *testing.T) {
 		if again.header.Get("Idempotent-Replayed") != "true" {
 			t.Errorf("replay not marked: %v", again.header)
 		}
+		if !bytes.Equal(first.body, again.body) || first.header.Get("Location") != again.header.Get("Location") {
+			t.Errorf("the replay differs from the first answer:\n%s\n%s", first.body, again.body)
+		}
 		other := call(t, "POST", base+"/v1/renders", bearer(otherToken), body, "Idempotency-Key", "upload-42")
 		if other.status != 202 || other.json(t)["id"] == first.json(t)["id"] {
 			t.Errorf("another token's same key shares the id: %s", other.body)
