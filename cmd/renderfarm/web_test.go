@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"os"
@@ -10,7 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/renderfarm/renderfarm/broker"
 	"github.com/renderfarm/renderfarm/internal/testenv"
+	"github.com/renderfarm/renderfarm/worker"
 )
 
 // Settings that cannot work stop the command with a message rather than
@@ -20,11 +23,22 @@ func TestWebRefusesBadSettings(t *testing.T) {
 	if err := os.WriteFile(short, []byte("# ops\nshort\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	refused, err := url.Parse(testenv.RabbitMQ(t))
+	amqpURL := testenv.RabbitMQ(t)
+	refused, err := url.Parse(amqpURL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	refused.User = url.UserPassword("guest", "wrong")
+	// The workers' queue, as a classic queue: a web tier told --quorum
+	// declares it otherwise.
+	conn, err := broker.Dial(context.Background(), broker.Config{URL: amqpURL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := conn.Declare(context.Background(), worker.QueueConfig{Name: "classic"}.Topology(worker.DefaultDeadLetter)); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -32,6 +46,7 @@ func TestWebRefusesBadSettings(t *testing.T) {
 		want string
 	}{
 		{"refused login", []string{"--broker", refused.String(), "--tokens", webToken, "--journal", "file://" + t.TempDir() + "/"}, 1, "403"},
+		{"queue declared otherwise", []string{"--broker", amqpURL, "--queue", "classic", "--quorum", "--tokens", webToken, "--journal", "file://" + t.TempDir() + "/"}, 1, "PRECONDITION_FAILED"},
 		{"no tokens", []string{"--broker", "amqp://127.0.0.1:1/"}, 2, "API tokens"},
 		{"short token", []string{"--broker", "amqp://127.0.0.1:1/", "--tokens-file", short}, 2, "at least 16 characters"},
 		{"not an AMQP URL", []string{"--broker", "http://127.0.0.1/", "--tokens", webToken}, 2, "invalid URL"},
