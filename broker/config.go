@@ -25,6 +25,12 @@ type Config struct {
 	// handshake. Default 10s. Without it a broker that accepts TCP but never
 	// answers (booting, overloaded) would stall reconnection indefinitely.
 	DialTimeout time.Duration
+
+	// Topology is declared on the first connection before the Conn counts
+	// as connected, then remembered as Declare's is. A publisher that needs
+	// its queue in place (a 202 must mean "queued") is then never connected
+	// without it. The broker refusing it is fatal, as a refused login is.
+	Topology Topology
 }
 
 func (c Config) withDefaults() Config {

@@ -102,10 +102,10 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 // Open is Dial for a server that must answer while the broker is away: it
 // returns at once and makes the first connection in the background, as it
 // reconnects after a loss. Until then Healthy and PublishNow fail with
-// ErrNotConnected and everything else waits for the connection. A login
-// the broker refuses, which retrying cannot fix, closes the Conn: what
-// waits then fails with ErrClosed and that reason. Only an invalid URL is
-// returned at once.
+// ErrNotConnected and everything else waits for the connection. What
+// retrying cannot fix (a refused login, a refused Config.Topology) closes
+// the Conn: what waits then fails with ErrClosed and that reason, and so
+// does WaitConnected. Only an invalid Config is returned at once.
 func Open(cfg Config) (*Conn, error) {
 	c, err := newConn(cfg)
 	if err != nil {
@@ -130,10 +130,32 @@ func Open(cfg Config) (*Conn, error) {
 	return c, nil
 }
 
+// declareFirst declares Config.Topology on s, the first connection.
+func (c *Conn) declareFirst(s *session) error {
+	t := c.cfg.Topology
+	if len(t.Exchanges)+len(t.Queues)+len(t.Bindings) == 0 {
+		return nil
+	}
+	c.topoMu.Lock()
+	defer c.topoMu.Unlock()
+	return c.topo.declare(s.conn, t, true)
+}
+
+// WaitConnected waits until the Conn is connected, its Config.Topology
+// declared, or until ctx ends; for a Conn from Open that gave up, it
+// returns why.
+func (c *Conn) WaitConnected(ctx context.Context) error {
+	_, err := c.waitSession(ctx)
+	return err
+}
+
 func newConn(cfg Config) (*Conn, error) {
 	cfg = cfg.withDefaults()
 	if _, err := amqp.ParseURI(cfg.URL); err != nil {
 		return nil, fmt.Errorf("broker: invalid URL %q: %w", redactURL(cfg.URL), err)
+	}
+	if err := cfg.Topology.validate(); err != nil {
+		return nil, err
 	}
 	var idb [6]byte
 	_, _ = rand.Read(idb[:])
@@ -149,8 +171,9 @@ func newConn(cfg Config) (*Conn, error) {
 	}, nil
 }
 
-// connectFirst dials until the first connection is made and installs it,
-// or until ctx ends or the broker refuses the login.
+// connectFirst dials until the first connection is made, declares
+// Config.Topology on it and installs it, or until ctx ends or the broker
+// refuses the login or the topology.
 func (c *Conn) connectFirst(ctx context.Context) (*session, error) {
 	var warned bool
 	var lastErr error // the last real failure, not the ctx ending mid-attempt
@@ -158,9 +181,16 @@ func (c *Conn) connectFirst(ctx context.Context) (*session, error) {
 		conn, err := c.dialOnce(ctx)
 		if err == nil {
 			s := c.newSession(conn, 1)
-			c.install(s)
-			c.log.Info("broker: connected", "url", redactURL(c.cfg.URL))
-			return s, nil
+			if err = c.declareFirst(s); err == nil {
+				c.install(s)
+				c.log.Info("broker: connected", "url", redactURL(c.cfg.URL))
+				return s, nil
+			}
+			if !conn.IsClosed() {
+				c.shutdownSession(s)
+				return nil, err // refused: the same declaration will be refused again
+			}
+			c.drainDead(s) // lost while declaring: try again
 		}
 		if ctx.Err() != nil {
 			return nil, dialCtxError(c.cfg.URL, ctx.Err(), lastErr)

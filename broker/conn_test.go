@@ -258,11 +258,13 @@ func TestBrokerOutage(t *testing.T) {
 }
 
 // A Conn from Open is usable before the broker is: probes and PublishNow
-// say "not connected" at once, a declaration waits, and all of it works
-// once the broker answers, with no call from the owner.
+// say "not connected" at once, and once the broker answers it connects by
+// itself, its Config.Topology in place before anything can publish.
 func TestOpenBeforeTheBroker(t *testing.T) {
 	u, up := testenv.LateRabbitMQ(t)
-	c, err := Open(testConfig(t, u))
+	cfg := testConfig(t, u)
+	cfg.Topology = Topology{Queues: []Queue{{Name: "q"}}}
+	c, err := Open(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -274,40 +276,61 @@ func TestOpenBeforeTheBroker(t *testing.T) {
 	if err := c.PublishNow(testCtx(t, time.Second), "", "q", text("early")); !errors.Is(err, ErrNotConnected) {
 		t.Fatalf("PublishNow before the broker is up: %v, want ErrNotConnected", err)
 	}
-	declared := make(chan error, 1)
-	go func() { declared <- c.Declare(testCtx(t, 30*time.Second), Topology{Queues: []Queue{{Name: "q"}}}) }()
+	connected := make(chan error, 1)
+	go func() { connected <- c.WaitConnected(testCtx(t, 30*time.Second)) }()
 	select {
-	case err := <-declared:
-		t.Fatalf("Declare returned before the broker was up: %v", err)
+	case err := <-connected:
+		t.Fatalf("WaitConnected returned before the broker was up: %v", err)
 	case <-time.After(300 * time.Millisecond):
 	}
 
 	up()
-	if err := <-declared; err != nil {
-		t.Fatalf("Declare once the broker is up: %v", err)
+	if err := <-connected; err != nil {
+		t.Fatalf("WaitConnected once the broker is up: %v", err)
+	}
+	// Mandatory: unroutable unless q was declared before the Conn counted
+	// as connected.
+	if err := c.PublishNow(testCtx(t, 5*time.Second), "", "q", text("on time")); err != nil {
+		t.Fatalf("PublishNow once connected: %v", err)
 	}
 	if err := c.Healthy(testCtx(t, 5*time.Second)); err != nil {
 		t.Fatalf("Healthy once connected: %v", err)
 	}
-	if err := c.PublishNow(testCtx(t, 5*time.Second), "", "q", text("on time")); err != nil {
-		t.Fatalf("PublishNow once connected: %v", err)
-	}
 }
 
-// A refused login is not retried for ever: the Conn closes itself, and
-// whatever waited for it learns why.
-func TestOpenWithARefusedLogin(t *testing.T) {
-	p, _ := url.Parse(testenv.RabbitMQ(t))
-	p.User = url.UserPassword("guest", "wrong")
-	c, err := Open(testConfig(t, p.String()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
-	err = c.Declare(testCtx(t, 10*time.Second), Topology{Queues: []Queue{{Name: "q"}}})
-	var aerr *amqp.Error
-	if !errors.Is(err, ErrClosed) || !errors.As(err, &aerr) || aerr.Code != amqp.AccessRefused {
-		t.Fatalf("Declare on a refused login: %v, want ErrClosed with 403", err)
+// What retrying cannot fix is not retried for ever: the Conn closes
+// itself, and whatever waits for it learns why.
+func TestOpenGivesUpOnWhatRetryingCannotFix(t *testing.T) {
+	u := testenv.RabbitMQ(t)
+	mustDeclare(t, dialURL(t, u), Topology{Queues: []Queue{{Name: "classic", Durable: true}}})
+	wrongPassword, _ := url.Parse(u)
+	wrongPassword.User = url.UserPassword("guest", "wrong")
+	for _, tc := range []struct {
+		name string
+		url  string
+		topo Topology
+		code int
+	}{
+		{"refused login", wrongPassword.String(), Topology{}, amqp.AccessRefused},
+		{"queue declared otherwise", u, Topology{Queues: []Queue{{Name: "classic", Durable: true, Args: amqp.Table{"x-queue-type": "quorum"}}}}, amqp.PreconditionFailed},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testConfig(t, tc.url)
+			cfg.Topology = tc.topo
+			c, err := Open(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = c.Close() })
+			err = c.WaitConnected(testCtx(t, 10*time.Second))
+			var aerr *amqp.Error
+			if !errors.Is(err, ErrClosed) || !errors.As(err, &aerr) || aerr.Code != tc.code {
+				t.Fatalf("WaitConnected: %v, want ErrClosed with %d", err, tc.code)
+			}
+			if err := c.Declare(testCtx(t, time.Second), Topology{Queues: []Queue{{Name: "other"}}}); !errors.Is(err, ErrClosed) {
+				t.Fatalf("Declare after giving up: %v, want ErrClosed", err)
+			}
+		})
 	}
 	if _, err := Open(testConfig(t, "http://127.0.0.1/")); err == nil {
 		t.Fatal("Open took an http:// URL")

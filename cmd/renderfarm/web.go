@@ -94,8 +94,12 @@ func runWeb(c *cli.Context) error {
 	defer stop()
 	// The tier serves from the start, answering 503 to enqueues and /readyz
 	// until RabbitMQ is reachable and the queue declared, so one booted
-	// during a broker outage comes right by itself.
-	conn, err := broker.Open(broker.Config{URL: c.String("broker"), Name: "renderfarm web", Logger: log})
+	// during a broker outage comes right by itself. The queue is declared
+	// as the workers declare it: tasks sent before any worker started are
+	// queued, and a setting that differs from theirs (quorum, delivery
+	// limit) stops the tier rather than failing every publish.
+	conn, err := broker.Open(broker.Config{URL: c.String("broker"), Name: "renderfarm web", Logger: log,
+		Topology: q.Topology(c.String("dead-letter-exchange"))})
 	if err != nil {
 		return cli.Exit(err.Error(), 2)
 	}
@@ -103,12 +107,8 @@ func runWeb(c *cli.Context) error {
 	ctx, fail := context.WithCancelCause(ctx)
 	defer fail(nil)
 	go func() {
-		// Declared as the workers declare it: tasks sent before any worker
-		// started are queued, and a setting that differs from theirs
-		// (quorum, delivery limit) or a refused login stops the tier here
-		// rather than failing every publish.
-		if err := conn.Declare(ctx, q.Topology(c.String("dead-letter-exchange"))); err != nil && ctx.Err() == nil {
-			fail(fmt.Errorf("the render queue cannot be declared: %w", err))
+		if err := conn.WaitConnected(ctx); err != nil && ctx.Err() == nil {
+			fail(fmt.Errorf("the web tier cannot use the broker: %w", err))
 		}
 	}()
 	exchange, key := q.Route()
