@@ -39,11 +39,12 @@ type Conn struct {
 
 	mu     sync.Mutex
 	closed bool
-	// closeErr is why a Conn from Open closed itself (a refused login).
+	// closeErr is why a Conn from Open closed itself (a refused login or
+	// topology).
 	closeErr error
-	sess   *session      // nil while disconnected
-	ready  chan struct{} // closed when sess becomes non-nil
-	subs   []chan struct{}
+	sess     *session      // nil while disconnected
+	ready    chan struct{} // closed when sess becomes non-nil
+	subs     []chan struct{}
 
 	// topoMu orders Declare against the re-declare after a reconnect, so a
 	// declaration is either part of the re-declare or made on the new
