@@ -219,12 +219,13 @@ func dialCtxError(rawURL string, ctxErr, lastErr error) error {
 	return fmt.Errorf("broker: dial %s: %w (last error: %v)", redactURL(rawURL), ctxErr, lastErr)
 }
 
-// isFatalDialError reports errors that no amount of retrying fixes. amqp091-go
-// reports every refusal during the handshake as a 403 (ErrCredentials,
-// ErrVhost, ErrSASL).
+// isFatalDialError reports errors that no amount of retrying fixes: a
+// refused login (403: ErrCredentials, ErrSASL) and, since amqp091-go 1.11
+// passes the server's own reason on, an unknown vhost (530 NOT_ALLOWED;
+// older versions reported it as a 403 too).
 func isFatalDialError(err error) bool {
 	var aerr *amqp.Error
-	return errors.As(err, &aerr) && aerr.Code == amqp.AccessRefused
+	return errors.As(err, &aerr) && (aerr.Code == amqp.AccessRefused || aerr.Code == amqp.NotAllowed)
 }
 
 // dialOnce makes one connection attempt that ctx can abort at any point.

@@ -31,7 +31,7 @@ func TestDialErrors(t *testing.T) {
 	}{
 		{name: "invalid scheme", url: "http://127.0.0.1:5672/", ctx: 30 * time.Second, within: time.Second},
 		{name: "bad password", url: withUser("guest", "wrong"), ctx: 30 * time.Second, within: 5 * time.Second, code: amqp.AccessRefused},
-		{name: "unknown vhost", url: "amqp://guest:guest@127.0.0.1:5672/no-such-vhost", ctx: 30 * time.Second, within: 5 * time.Second, code: amqp.AccessRefused},
+		{name: "unknown vhost", url: "amqp://guest:guest@127.0.0.1:5672/no-such-vhost", ctx: 30 * time.Second, within: 5 * time.Second, code: amqp.NotAllowed},
 		{name: "nothing listening", url: "amqp://guest:guest@127.0.0.1:1/", ctx: 700 * time.Millisecond, within: 3 * time.Second, wantCtx: true},
 	}
 	for _, tt := range tests {
@@ -118,8 +118,8 @@ func TestBrokerOutage(t *testing.T) {
 	}
 	mustDeclare(t, c, topo)
 	reconnected := c.NotifyReconnect()
-	tasks := mustConsume(t, c, testCtx(t, 60*time.Second), ConsumeOptions{Queue: "tasks", Prefetch: 10})
-	events := mustConsume(t, c, testCtx(t, 60*time.Second), ConsumeOptions{Queue: "events.listener", Prefetch: 10})
+	tasks := mustConsume(t, c, testCtx(t, 5*time.Minute), ConsumeOptions{Queue: "tasks", Prefetch: 10})
+	events := mustConsume(t, c, testCtx(t, 5*time.Minute), ConsumeOptions{Queue: "events.listener", Prefetch: 10})
 
 	persistent := func(body string) amqp.Publishing {
 		m := text(body)
