@@ -38,6 +38,13 @@ type Config struct {
 	FileRoots []string
 	// AllowedBuckets restricts s3:// to these buckets; empty allows any.
 	AllowedBuckets []string
+	// Reserved are prefixes (see ParsePrefix) no source or output may
+	// touch, whatever the roots and buckets allow: the job journal, which
+	// only its own store writes. A location is refused when it is a
+	// reserved prefix, lies below one or is one's ancestor; file paths are
+	// compared as written and with symlinks resolved. A reserved directory
+	// inside a file root is carved out of it.
+	Reserved []string
 
 	// S3Endpoint overrides the endpoint ("" = AWS resolution, which also
 	// honours AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL).
@@ -86,6 +93,13 @@ type fileRoot struct {
 	given, resolved string
 }
 
+// reservedPrefix is a Reserved entry parsed; for file://, resolved is its
+// path with the symlinks of its existing part resolved.
+type reservedPrefix struct {
+	Prefix
+	resolved string
+}
+
 // allowList is HTTPAllow parsed.
 type allowList struct {
 	prefixes []netip.Prefix
@@ -108,7 +122,7 @@ func (a allowList) host(h string) bool {
 
 // normalize validates cfg, applies defaults and resolves file roots. It
 // touches the local filesystem (roots must exist) but never the network.
-func (cfg Config) normalize() (Config, []fileRoot, allowList, error) {
+func (cfg Config) normalize() (Config, []fileRoot, []reservedPrefix, allowList, error) {
 	if cfg.HTTPTimeout <= 0 {
 		cfg.HTTPTimeout = DefaultHTTPTimeout
 	}
@@ -125,7 +139,7 @@ func (cfg Config) normalize() (Config, []fileRoot, allowList, error) {
 		cfg.PartSize = DefaultPartSize
 	}
 	if cfg.PartSize < minPartSize {
-		return cfg, nil, allowList{}, fmt.Errorf("storage: part size %d below the S3 minimum of %d", cfg.PartSize, minPartSize)
+		return cfg, nil, nil, allowList{}, fmt.Errorf("storage: part size %d below the S3 minimum of %d", cfg.PartSize, minPartSize)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -134,29 +148,44 @@ func (cfg Config) normalize() (Config, []fileRoot, allowList, error) {
 	var roots []fileRoot
 	for _, r := range cfg.FileRoots {
 		if !filepath.IsAbs(r) {
-			return cfg, nil, allowList{}, fmt.Errorf("storage: file root %q is not an absolute path", r)
+			return cfg, nil, nil, allowList{}, fmt.Errorf("storage: file root %q is not an absolute path", r)
 		}
 		given := filepath.Clean(r)
 		resolved, err := filepath.EvalSymlinks(given)
 		if err != nil {
-			return cfg, nil, allowList{}, fmt.Errorf("storage: file root: %w", err)
+			return cfg, nil, nil, allowList{}, fmt.Errorf("storage: file root: %w", err)
 		}
 		if fi, err := os.Stat(resolved); err != nil || !fi.IsDir() {
-			return cfg, nil, allowList{}, fmt.Errorf("storage: file root %q is not a directory", r)
+			return cfg, nil, nil, allowList{}, fmt.Errorf("storage: file root %q is not a directory", r)
 		}
 		roots = append(roots, fileRoot{given: given, resolved: resolved})
 	}
 
+	var reserved []reservedPrefix
+	for _, r := range cfg.Reserved {
+		p, err := ParsePrefix(r)
+		if err != nil {
+			return cfg, nil, nil, allowList{}, fmt.Errorf("storage: reserved prefix: %w", err)
+		}
+		rp := reservedPrefix{Prefix: p}
+		if p.Scheme == SchemeFile {
+			if rp.resolved, err = resolvePath(p.Path); err != nil {
+				return cfg, nil, nil, allowList{}, fmt.Errorf("storage: reserved prefix %q: %w", r, err)
+			}
+		}
+		reserved = append(reserved, rp)
+	}
+
 	for _, b := range cfg.AllowedBuckets {
 		if msg := checkBucket(b); msg != "" {
-			return cfg, nil, allowList{}, fmt.Errorf("storage: allowed bucket %q: %s", b, msg)
+			return cfg, nil, nil, allowList{}, fmt.Errorf("storage: allowed bucket %q: %s", b, msg)
 		}
 	}
 
 	if cfg.S3Endpoint != "" {
 		u, err := url.Parse(cfg.S3Endpoint)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return cfg, nil, allowList{}, fmt.Errorf("storage: S3 endpoint %q: want http(s)://host[:port]", cfg.S3Endpoint)
+			return cfg, nil, nil, allowList{}, fmt.Errorf("storage: S3 endpoint %q: want http(s)://host[:port]", cfg.S3Endpoint)
 		}
 	}
 
@@ -173,14 +202,14 @@ func (cfg Config) normalize() (Config, []fileRoot, allowList, error) {
 			continue
 		}
 		if a == "" || strings.ContainsAny(a, "/:@ ") {
-			return cfg, nil, allowList{}, fmt.Errorf("storage: HTTP allow entry %q: want a CIDR, an IP or a host name", a)
+			return cfg, nil, nil, allowList{}, fmt.Errorf("storage: HTTP allow entry %q: want a CIDR, an IP or a host name", a)
 		}
 		allow.hosts[strings.TrimSuffix(strings.ToLower(a), ".")] = true
 	}
 	for _, p := range cfg.HTTPPorts {
 		if p < 1 || p > 65535 {
-			return cfg, nil, allowList{}, fmt.Errorf("storage: HTTP port %d out of range", p)
+			return cfg, nil, nil, allowList{}, fmt.Errorf("storage: HTTP port %d out of range", p)
 		}
 	}
-	return cfg, roots, allow, nil
+	return cfg, roots, reserved, allow, nil
 }

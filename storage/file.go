@@ -12,12 +12,20 @@ import (
 	"syscall"
 )
 
-// The file backend confines every access twice: a lexical check (Check,
-// no I/O), then the path with symlinks resolved must still be inside a
-// root, and the actual open/mkdir/rename go through os.Root, which refuses
-// any symlink leaving the root at the moment of use. The resolution gives a
-// clear error and allows absolute symlinks that stay inside; os.Root closes
-// the race between resolving and using.
+// The file backend confines every access three times: a lexical check
+// (checkFile, no I/O); then the path with symlinks resolved must still be
+// inside a root and clear of the reserved prefixes (confine); and the
+// actual open/mkdir/rename go through os.Root, which refuses any symlink
+// leaving the root at the moment of use. The resolution gives a clear
+// error and allows absolute symlinks that stay inside; os.Root closes the
+// race between resolving and using.
+//
+// Every way out of the roots gets the same answer, msgOutside, with no
+// cause attached, whether or not the target exists: otherwise a symlink
+// left under a root would let requests probe the host's file system
+// ("no such file" for one path, "forbidden" for another).
+
+const msgOutside = "outside the file roots"
 
 func (s *Store) checkFile(loc Location) error {
 	if len(s.roots) == 0 {
@@ -25,13 +33,13 @@ func (s *Store) checkFile(loc Location) error {
 	}
 	for _, r := range s.roots {
 		if rel, ok := within(r.given, loc.Path); ok && rel != "." {
-			return nil
+			return s.checkReserved(loc, "")
 		}
 		if rel, ok := within(r.resolved, loc.Path); ok && rel != "." {
-			return nil
+			return s.checkReserved(loc, "")
 		}
 	}
-	return errorf(CodeForbidden, loc.Raw, "outside the file roots")
+	return errorf(CodeForbidden, loc.Raw, msgOutside)
 }
 
 // within returns p relative to base if p is base or below it. Both are
@@ -44,6 +52,21 @@ func within(base, p string) (string, bool) {
 	return rel, true
 }
 
+// confine checks where loc really leads (resolved, from resolvePath): it
+// must be below a resolved root and clear of the reserved prefixes. It
+// returns that root and the path relative to it, for os.Root.
+func (s *Store) confine(loc Location, resolved string) (root, rel string, err error) {
+	if err := s.checkReserved(loc, resolved); err != nil {
+		return "", "", err
+	}
+	for _, r := range s.roots {
+		if rel, ok := within(r.resolved, resolved); ok && rel != "." {
+			return r.resolved, rel, nil
+		}
+	}
+	return "", "", errorf(CodeForbidden, loc.Raw, msgOutside)
+}
+
 // resolveFile returns the resolved root containing loc and loc's path
 // relative to it. For writes only the parent directory is resolved: the
 // final rename replaces whatever is at the name (a symlink included)
@@ -54,41 +77,65 @@ func (s *Store) resolveFile(loc Location, forWrite bool) (root, rel string, err 
 	}
 	var resolved string
 	if forWrite {
-		dir, err := evalExisting(filepath.Dir(loc.Path))
+		dir, err := resolvePath(filepath.Dir(loc.Path))
 		if err != nil {
 			return "", "", fileError(loc.Raw, err)
 		}
 		resolved = filepath.Join(dir, filepath.Base(loc.Path))
-	} else if resolved, err = filepath.EvalSymlinks(loc.Path); err != nil {
+	} else if resolved, err = resolvePath(loc.Path); err != nil {
 		return "", "", fileError(loc.Raw, err)
 	}
-	for _, r := range s.roots {
-		if rel, ok := within(r.resolved, resolved); ok && rel != "." {
-			return r.resolved, rel, nil
-		}
-	}
-	return "", "", errorf(CodeForbidden, loc.Raw, "resolves outside the file roots (symlink)")
+	return s.confine(loc, resolved)
 }
 
-// evalExisting resolves the symlinks of the longest existing prefix of p
-// and appends the rest, which Put will create.
-func evalExisting(p string) (string, error) {
-	rest := ""
-	for {
-		r, err := filepath.EvalSymlinks(p)
-		if err == nil {
-			return filepath.Join(r, rest), nil
+// maxSymlinks is Linux's own limit on links followed in one lookup.
+const maxSymlinks = 40
+
+// resolvePath returns where the clean absolute path p leads: symlinks
+// followed as the kernel follows them, dangling ones included, and the
+// part from the first missing component on taken as written. Unlike
+// filepath.EvalSymlinks it answers for paths that do not exist, so a
+// missing target and an existing one are judged alike. Errors are ELOOP
+// and what lstat says other than "not there".
+func resolvePath(p string) (string, error) {
+	done := string(filepath.Separator)
+	rest := strings.Split(strings.TrimPrefix(p, "/"), "/")
+	links := 0
+	for len(rest) > 0 {
+		name := rest[0]
+		rest = rest[1:]
+		switch name {
+		case "", ".":
+			continue
+		case "..":
+			done = filepath.Dir(done)
+			continue
 		}
-		if !errors.Is(err, fs.ErrNotExist) {
+		next := filepath.Join(done, name)
+		fi, err := os.Lstat(next)
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+			return filepath.Join(append([]string{next}, rest...)...), nil
+		}
+		if err != nil {
 			return "", err
 		}
-		parent := filepath.Dir(p)
-		if parent == p {
+		if fi.Mode()&fs.ModeSymlink == 0 {
+			done = next
+			continue
+		}
+		if links++; links > maxSymlinks {
+			return "", syscall.ELOOP
+		}
+		target, err := os.Readlink(next)
+		if err != nil {
 			return "", err
 		}
-		rest = filepath.Join(filepath.Base(p), rest)
-		p = parent
+		if filepath.IsAbs(target) {
+			done = string(filepath.Separator)
+		}
+		rest = append(strings.Split(target, "/"), rest...)
 	}
+	return done, nil
 }
 
 func (s *Store) getFile(loc Location, maxBytes int64) ([]byte, error) {
@@ -210,7 +257,8 @@ func fileError(loc string, err error) error {
 	case errors.Is(err, fs.ErrPermission):
 		return newError(CodeForbidden, loc, "permission denied", err)
 	case errors.Is(err, syscall.ELOOP), isRootEscape(err):
-		return newError(CodeForbidden, loc, "a symlink leads outside the file root", err)
+		// No cause attached: it would name the symlink's target.
+		return errorf(CodeForbidden, loc, msgOutside)
 	case errors.Is(err, syscall.EISDIR), errors.Is(err, syscall.EEXIST), errors.Is(err, syscall.ENOTEMPTY):
 		return newError(CodeInvalidArgument, loc, "a directory is in the way", err)
 	case errors.Is(err, syscall.ENAMETOOLONG):

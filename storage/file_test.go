@@ -116,6 +116,153 @@ func TestFileGet(t *testing.T) {
 	}
 }
 
+// A symlink leading out of the root answers the same whether its target
+// exists or not: the answers must not tell a requester which files the
+// host has. Put replaces a link named as the output itself (TestFilePut),
+// so writes are probed through directory links.
+func TestFileNoExistenceOracle(t *testing.T) {
+	s, root, outside := fileFixture(t)
+	for name, target := range map[string]string{"to-missing": "/etc/no-such-file", "to-existing": "/etc/passwd",
+		"dir-out": "/etc", "rel-missing": "../outside/no-such-file"} {
+		if err := os.Symlink(target, filepath.Join(root, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx := context.Background()
+	ops := map[string]func(Location) error{
+		"get":   func(l Location) error { _, err := s.Get(ctx, l, 100); return err },
+		"check": func(l Location) error { return s.Check(l) },
+		"put":   func(l Location) error { _, err := s.Put(ctx, l, []byte("x"), PutOptions{}); return err },
+	}
+	pairs := map[string][2]string{
+		"get":   {"to-missing", "to-existing"},
+		"check": {"dir-out/no-such-file", "dir-out/passwd"},
+		"put":   {"dir-out/no-such-dir/x", "dir-out/apt/x"},
+	}
+	pairs2 := [][2]string{{"rel-missing", "escape-file"}, {"dangling-out", "escape-file"}, {"dir-out/no-such-file", "dir-out/passwd"}}
+	for op, f := range ops {
+		for _, pair := range append([][2]string{pairs[op]}, pairs2...) {
+			if op == "put" && !strings.Contains(pair[0], "/") {
+				continue
+			}
+			var msgs [2]string
+			for i, p := range pair {
+				loc := fileLoc(filepath.Join(root, p))
+				err := f(loc)
+				if op != "check" || strings.Contains(p, "/") {
+					if !errors.Is(err, ErrForbidden) {
+						t.Errorf("%s %s = %v, want ErrForbidden", op, p, err)
+					}
+				}
+				if err != nil {
+					msgs[i] = strings.Replace(err.Error(), loc.Raw, "LOC", 1)
+					if strings.Contains(err.Error(), "/etc") || strings.Contains(err.Error(), outside) {
+						t.Errorf("%s %s names the target: %v", op, p, err)
+					}
+				}
+			}
+			if msgs[0] != msgs[1] {
+				t.Errorf("%s: %s answers %q, %s answers %q", op, pair[0], msgs[0], pair[1], msgs[1])
+			}
+		}
+	}
+	if _, err := os.Stat(filepath.Join(outside, "no-such-file")); err == nil {
+		t.Error("a write went through a symlink out of the root")
+	}
+}
+
+// The journal, or any reserved prefix, is out of reach of requests even
+// inside a file root, in every spelling: as written, through a symlink to
+// it or to its parent, and its ancestors (a file there would stand where
+// its folders must go).
+func TestFileReservedPrefix(t *testing.T) {
+	base := t.TempDir()
+	root := filepath.Join(base, "root")
+	journal := filepath.Join(root, "_jobs")
+	for _, d := range []string{filepath.Join(root, "in"), filepath.Join(journal, "2026", "12", "02")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(journal, "2026", "12", "02", "t1.json"), []byte(`{"task_id":"t1"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for name, target := range map[string]string{"in/j": journal, "in/jrel": "../_jobs", "in/up": root, "in/nested": filepath.Join(journal, "2026")} {
+		if err := os.Symlink(target, filepath.Join(root, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, spelling := range []string{journal + "/", journal + "//"} {
+		t.Run(spelling, func(t *testing.T) {
+			s, err := New(context.Background(), Config{FileRoots: []string{root}, Reserved: []string{"file://" + spelling}})
+			if spelling == journal+"//" {
+				if err == nil {
+					t.Fatal("a reserved prefix with an empty segment was accepted")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			refused := []string{
+				"file://" + journal + "/2026/12/02/t1.json",
+				"file://" + journal + "/2027",
+				"file://" + journal,
+				"file://" + root + "/_jobs/2026/12/02/t2.json",
+				"file://localhost" + journal + "/2026/12/02/t1.json",
+				"file://" + root + "/%5fjobs/2027",
+				"file://" + root + "/in/j/2026/12/02/t1.json",
+				"file://" + root + "/in/j/2027",
+				"file://" + root + "/in/jrel/2027",
+				"file://" + root + "/in/up/_jobs/2027",
+				"file://" + root + "/in/nested/12/03/x.json",
+			}
+			for _, raw := range refused {
+				loc, err := ParseLocation(raw)
+				if err != nil {
+					t.Fatalf("ParseLocation(%q): %v", raw, err)
+				}
+				if err := s.Check(loc); !errors.Is(err, ErrForbidden) {
+					t.Errorf("Check(%s) = %v, want ErrForbidden", raw, err)
+				}
+				if _, err := s.Put(context.Background(), loc, []byte("x"), PutOptions{}); !errors.Is(err, ErrForbidden) {
+					t.Errorf("Put(%s) = %v, want ErrForbidden", raw, err)
+				}
+				if _, err := s.Get(context.Background(), loc, 100); !errors.Is(err, ErrForbidden) {
+					t.Errorf("Get(%s) = %v, want ErrForbidden", raw, err)
+				}
+			}
+			for _, bad := range []string{"file://" + journal + "/../_jobs/x", "file://" + journal + "//2027"} {
+				if _, err := ParseLocation(bad); err == nil {
+					t.Errorf("ParseLocation(%q) accepted", bad)
+				}
+			}
+			// The rest of the root still works, a sibling named like the
+			// journal included.
+			for _, raw := range []string{"file://" + root + "/in/out.jpg", "file://" + root + "/_jobs2/x.jpg", "file://" + root + "/in/up/in/y.jpg"} {
+				if _, err := s.Put(context.Background(), MustParseLocation(raw), []byte("x"), PutOptions{}); err != nil {
+					t.Errorf("Put(%s) = %v", raw, err)
+				}
+			}
+			if _, err := os.Stat(filepath.Join(journal, "2027")); err == nil {
+				t.Error("a request left a file where next year's folder goes")
+			}
+			if b, _ := os.ReadFile(filepath.Join(journal, "2026", "12", "02", "t1.json")); string(b) != `{"task_id":"t1"}` {
+				t.Errorf("the manifest was overwritten: %q", b)
+			}
+			if s.Reaches(MustParsePrefix("file://"+journal+"/")) || s.Reaches(MustParsePrefix("file://"+root+"/in/j/")) {
+				t.Error("Reaches says requests reach the journal")
+			}
+			if !s.Reaches(MustParsePrefix("file://" + root + "/in/")) {
+				t.Error("Reaches misses an ordinary directory")
+			}
+			if s.Reaches(MustParsePrefix("file://" + base + "/elsewhere/")) {
+				t.Error("Reaches claims a directory outside the roots")
+			}
+		})
+	}
+}
+
 func TestFilePut(t *testing.T) {
 	s, root, outside := fileFixture(t)
 	ctx := context.Background()

@@ -48,6 +48,9 @@ var blockedPrefixes = []struct {
 	{netip.MustParsePrefix("203.0.113.0/24"), "documentation"},
 	{netip.MustParsePrefix("240.0.0.0/4"), "reserved"},
 	{netip.MustParsePrefix("::/96"), "IPv4-compatible"},
+	// ::ffff:0:a.b.c.d (RFC 2765's SIIT): not mapped, so Unmap keeps it,
+	// and some stacks still translate it to a.b.c.d.
+	{netip.MustParsePrefix("::ffff:0:0:0/96"), "IPv4-translated"},
 	{netip.MustParsePrefix("64:ff9b::/96"), "NAT64"},
 	{netip.MustParsePrefix("64:ff9b:1::/48"), "NAT64"},
 	{netip.MustParsePrefix("100::/64"), "discard"},

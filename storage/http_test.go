@@ -64,6 +64,11 @@ func TestHTTPLoopbackRefusedUnlessAllowed(t *testing.T) {
 	if _, err := get(refusing, srv.URL+"/a.jpg", 1<<20); !errors.Is(err, ErrForbidden) {
 		t.Fatalf("Get from loopback by default = %v, want ErrForbidden", err)
 	}
+	// 127.0.0.1 spelled as an IPv4-translated IPv6 address (::ffff:0:0:0/96).
+	translated := newStore(t, Config{AllowHTTP: true, HTTPPorts: []int{srv.port()}})
+	if _, err := get(translated, "http://[::ffff:0:7f00:1]:"+strconv.Itoa(srv.port())+"/a.jpg", 1<<20); !errors.Is(err, ErrForbidden) {
+		t.Fatalf("Get from [::ffff:0:7f00:1] = %v, want ErrForbidden", err)
+	}
 	// Named, and on an allowed port, loopback is still refused: by the
 	// dialer, after resolution.
 	named := newStore(t, Config{AllowHTTP: true, HTTPPorts: []int{srv.port()}})
@@ -336,6 +341,7 @@ func TestBlockedAddr(t *testing.T) {
 		{"100.64.0.1", true}, {"100.127.255.254", true}, {"255.255.255.255", true}, {"240.0.0.1", true},
 		{"192.0.0.8", true}, {"198.18.0.1", true}, {"64:ff9b::a00:1", true}, {"2002:a00:1::", true},
 		{"2001:0:4136:e378::1", true}, {"::127.0.0.1", true},
+		{"::ffff:0:7f00:1", true}, {"::ffff:0:a00:1", true}, {"::ffff:0:808:808", true},
 		{"8.8.8.8", false}, {"1.1.1.1", false}, {"172.32.0.1", false}, {"100.128.0.1", false},
 		{"2606:4700:4700::1111", false}, {"2a00:1450:4001:81c::200e", false},
 	}

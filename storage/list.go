@@ -38,28 +38,19 @@ type Object struct {
 // before it gets every check of ParseLocation. http(s) addresses parse
 // as ParseLocation parses them (List refuses them).
 func ParseDirLocation(s string) (Location, error) {
-	trimmed, ok := strings.CutSuffix(s, "/")
-	if !ok {
-		return Location{}, errorf(CodeInvalidLocation, s, "a directory location ends with '/'")
-	}
-	loc, err := ParseLocation(trimmed)
-	if err != nil {
-		var se *Error
-		if errors.As(err, &se) {
-			se.Location = s // name what the caller gave, not our trimmed copy
-		}
-		return Location{}, err
-	}
-	switch loc.Scheme {
-	case SchemeS3:
-		loc.Key += "/"
-	case SchemeFile:
-		loc.Path += "/"
-	default:
+	if l := strings.ToLower(s); strings.HasPrefix(l, "http://") || strings.HasPrefix(l, "https://") {
 		return ParseLocation(s)
 	}
-	loc.Raw = s
-	return loc, nil
+	p, err := ParsePrefix(s)
+	switch {
+	case err != nil:
+		return Location{}, err
+	case p.Scheme == SchemeS3 && p.Key == "":
+		return Location{}, errorf(CodeInvalidLocation, s, "missing key: want s3://bucket/prefix/")
+	case p.Scheme == SchemeS3:
+		return Location{Scheme: SchemeS3, Bucket: p.Bucket, Key: p.Key + "/", Raw: s}, nil
+	}
+	return Location{Scheme: SchemeFile, Path: p.Path + "/", Raw: s}, nil
 }
 
 // List returns the objects directly under dir (not below its

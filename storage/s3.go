@@ -208,11 +208,11 @@ func encodeMetadata(md map[string]string) map[string]string {
 	return out
 }
 
-// checkPutOptions refuses what would otherwise fail inside the SDK with an
+// CheckPutOptions refuses what would otherwise fail inside the SDK with an
 // obscure message, or be silently altered: headers with control
 // characters, metadata keys that are not header tokens or collide once S3
 // lowercases them, and metadata over S3's size limit.
-func checkPutOptions(loc Location, o PutOptions) error {
+func CheckPutOptions(loc Location, o PutOptions) error {
 	for _, h := range [...]struct{ name, v string }{
 		{"content type", o.ContentType},
 		{"cache control", o.CacheControl},

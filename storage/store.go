@@ -11,6 +11,7 @@ import (
 	"math"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -38,23 +39,24 @@ type PutResult struct {
 // Store reads sources and writes outputs by location scheme. It is safe
 // for concurrent use; build one per process.
 type Store struct {
-	cfg   Config
-	roots []fileRoot
-	allow allowList
-	log   *slog.Logger
-	s3    *s3Backend
-	http  *http.Client
+	cfg      Config
+	roots    []fileRoot
+	reserved []reservedPrefix
+	allow    allowList
+	log      *slog.Logger
+	s3       *s3Backend
+	http     *http.Client
 }
 
 // New validates cfg and builds the backends. It reads local configuration
 // (file roots, AWS shared config files) but contacts nothing: credentials
 // are resolved on the first S3 request.
 func New(ctx context.Context, cfg Config) (*Store, error) {
-	cfg, roots, allow, err := cfg.normalize()
+	cfg, roots, reserved, allow, err := cfg.normalize()
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{cfg: cfg, roots: roots, allow: allow, log: cfg.Logger}
+	s := &Store{cfg: cfg, roots: roots, reserved: reserved, allow: allow, log: cfg.Logger}
 	if s.s3, err = newS3Backend(ctx, cfg); err != nil {
 		return nil, err
 	}
@@ -62,12 +64,13 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	return s, nil
 }
 
-// Check applies every guard that needs no I/O: a known scheme with valid
-// fields (Locations built by hand are re-validated), file roots
-// (lexically; symlinks are resolved when the file is opened), the bucket
-// allow-list, and for URLs the scheme, port and literal addresses (host
-// names are resolved and checked when fetched). The web tier validates
-// requests with it; Get and Put call it first.
+// Check applies every guard that needs no network: a known scheme with
+// valid fields (Locations built by hand are re-validated), the reserved
+// prefixes, file roots (as written, then with the parent's symlinks
+// resolved: a few lstat calls; Get resolves the name too), the
+// bucket allow-list, and for URLs the scheme, port and literal addresses
+// (host names are resolved and checked when fetched). The web tier
+// validates requests with it; Get and Put call it first.
 func (s *Store) Check(loc Location) error {
 	switch loc.Scheme {
 	case SchemeS3:
@@ -80,12 +83,24 @@ func (s *Store) Check(loc Location) error {
 		if msg := checkChars(loc.Key); msg != "" {
 			return errorf(CodeInvalidLocation, loc.Raw, "key %s", msg)
 		}
+		if err := s.checkReserved(loc, ""); err != nil {
+			return err
+		}
 		return s.checkBucketAllowed(loc)
 	case SchemeFile:
 		if !filepath.IsAbs(loc.Path) || filepath.Clean(loc.Path) != loc.Path || checkChars(loc.Path) != "" {
 			return errorf(CodeInvalidLocation, loc.Raw, "file path must be absolute and clean")
 		}
-		return s.checkFile(loc)
+		// Resolved as Put resolves it (the parent; the name itself is
+		// replaced, not written through), and in full for the journal, so
+		// a link to a manifest cannot be named as a source either.
+		if _, _, err := s.resolveFile(loc, true); err != nil {
+			return err
+		}
+		if full, err := resolvePath(loc.Path); err == nil {
+			return s.checkReserved(loc, full)
+		}
+		return nil
 	case SchemeHTTP, SchemeHTTPS:
 		if loc.URL == nil || loc.URL.Scheme != loc.Scheme {
 			return errorf(CodeInvalidLocation, loc.Raw, "missing or inconsistent URL")
@@ -93,6 +108,74 @@ func (s *Store) Check(loc Location) error {
 		return s.checkHTTP(loc.Raw, loc.URL)
 	}
 	return errorf(CodeInvalidLocation, loc.Raw, "unsupported scheme %q", truncate(loc.Scheme, 32))
+}
+
+// CheckRead is Check for a location about to be read: a file's name is
+// resolved too, since a read follows a symlink where a write replaces it.
+// The web tier checks sources and watermarks with it, so it refuses what
+// the worker's Get would.
+func (s *Store) CheckRead(loc Location) error {
+	if err := s.Check(loc); err != nil || loc.Scheme != SchemeFile {
+		return err
+	}
+	_, _, err := s.resolveFile(loc, false)
+	return err
+}
+
+// checkReserved refuses loc if it overlaps a reserved prefix, as written
+// or (for files) as resolved. The message names the rule, not the path:
+// the operator knows where the journal is, a requester needs only "no".
+func (s *Store) checkReserved(loc Location, resolved string) error {
+	for _, r := range s.reserved {
+		hit := r.Overlaps(loc)
+		if !hit && r.Scheme == SchemeFile {
+			hit = overlapsPath(r.resolved, loc.Path) || (resolved != "" && overlapsPath(r.resolved, resolved))
+		}
+		if hit {
+			return errorf(CodeForbidden, loc.Raw, "reserved for the job journal")
+		}
+	}
+	return nil
+}
+
+// Reaches says whether some location under p could be read or written
+// through this store: p is not reserved, and lies in an allowed bucket or
+// overlaps a file root. A job runner checks that requests cannot reach
+// its journal.
+func (s *Store) Reaches(p Prefix) bool {
+	var resolved string
+	if p.Scheme == SchemeFile {
+		var err error
+		if resolved, err = resolvePath(p.Path); err != nil {
+			resolved = p.Path
+		}
+	}
+	for _, r := range s.reserved {
+		if r.Scheme != p.Scheme {
+			continue
+		}
+		switch p.Scheme {
+		case SchemeS3:
+			if r.Bucket == p.Bucket && (r.Key == "" || p.Key == r.Key || strings.HasPrefix(p.Key, r.Key+"/")) {
+				return false
+			}
+		case SchemeFile:
+			if _, ok := within(r.resolved, resolved); ok {
+				return false
+			}
+		}
+	}
+	switch p.Scheme {
+	case SchemeS3:
+		return s.checkBucketAllowed(Location{Scheme: SchemeS3, Bucket: p.Bucket}) == nil
+	case SchemeFile:
+		for _, r := range s.roots {
+			if overlapsPath(r.resolved, resolved) || overlapsPath(r.given, p.Path) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func (s *Store) checkBucketAllowed(loc Location) error {
@@ -140,7 +223,7 @@ func (s *Store) Put(ctx context.Context, loc Location, data []byte, opts PutOpti
 	if err := s.Check(loc); err != nil {
 		return PutResult{}, err
 	}
-	if err := checkPutOptions(loc, opts); err != nil {
+	if err := CheckPutOptions(loc, opts); err != nil {
 		return PutResult{}, err
 	}
 	start := time.Now()

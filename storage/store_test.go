@@ -152,20 +152,23 @@ func TestCheckRevalidates(t *testing.T) {
 
 // The bucket allow-list is enforced before any request: a tripwire server
 // stands where S3 would be.
-func TestBucketNotAllowedSendsNothing(t *testing.T) {
+// tripwireStore is a store whose S3 endpoint answers every request with
+// a 500 and counts it, for tests that nothing reaches the server.
+func tripwireStore(t *testing.T, cfg Config) (*Store, *atomic.Int32) {
+	t.Helper()
 	var hits atomic.Int32
 	trip := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hits.Add(1)
 		http.Error(w, "tripwire", http.StatusInternalServerError)
 	}))
-	defer trip.Close()
-	s := newStore(t, Config{
-		S3Endpoint:     trip.URL,
-		S3PathStyle:    true,
-		S3Credentials:  credentials.NewStaticCredentialsProvider("AK", "SK", ""),
-		AllowedBuckets: []string{"renders"},
-		Retries:        1,
-	})
+	t.Cleanup(trip.Close)
+	cfg.S3Endpoint, cfg.S3PathStyle, cfg.Retries = trip.URL, true, 1
+	cfg.S3Credentials = credentials.NewStaticCredentialsProvider("AK", "SK", "")
+	return newStore(t, cfg), &hits
+}
+
+func TestBucketNotAllowedSendsNothing(t *testing.T) {
+	s, hits := tripwireStore(t, Config{AllowedBuckets: []string{"renders"}})
 	ctx := context.Background()
 	denied := MustParseLocation("s3://secrets/k.jpg")
 	if _, err := s.Get(ctx, denied, 1<<20); !errors.Is(err, ErrForbidden) {
