@@ -20,8 +20,10 @@ type Config struct {
 	Recipes render.Recipes
 	// Journal is the location prefix manifests are written under, e.g.
 	// s3://bucket/_renderfarm/jobs/ or file:///var/lib/renderfarm/jobs/,
-	// through JournalStore (default: Store). A separate store keeps the
-	// journal out of reach of the file roots that requests may write to.
+	// through JournalStore, a store of its own. Store must not reach the
+	// journal (storage.Config.Reserved carves it out of roots and
+	// buckets): New refuses a Store through which a request could read or
+	// overwrite manifests.
 	Journal      string
 	JournalStore *storage.Store
 	Hostname     string
@@ -43,11 +45,15 @@ func New(cfg Config) (*Runner, error) {
 	if cfg.Journal == "" {
 		return nil, errors.New("job: a journal location is required")
 	}
-	if _, err := storage.ParseLocation(cfg.Journal + "x.json"); err != nil {
-		return nil, fmt.Errorf("job: journal %q: %w", cfg.Journal, err)
+	journal, err := storage.ParsePrefix(cfg.Journal)
+	if err != nil {
+		return nil, fmt.Errorf("job: journal: %w", err)
 	}
 	if cfg.JournalStore == nil {
-		cfg.JournalStore = cfg.Store
+		return nil, errors.New("job: the journal needs a store of its own")
+	}
+	if cfg.Store.Reaches(journal) {
+		return nil, fmt.Errorf("job: requests could write into the journal %s: reserve it in the jobs' store", journal)
 	}
 	if cfg.Recipes == nil {
 		cfg.Recipes = render.BuiltinRecipes()

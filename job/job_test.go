@@ -84,18 +84,7 @@ func (f *farm) serve(t *testing.T, store, journalStore *storage.Store, journal s
 // send submits a request with the stock Python client, as an app would.
 func (f *farm) send(t *testing.T, request any) map[string]any {
 	t.Helper()
-	kwargs, _ := json.Marshal(request)
-	cmd := exec.Command("/usr/bin/python3", "../worker/testdata/celery_client.py", f.url, "send", TaskName, "[]", string(kwargs), "{}", "60")
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("python client: %v\n%s", err, stderr.String())
-	}
-	var out map[string]any
-	if err := json.Unmarshal(stdout.Bytes(), &out); err != nil {
-		t.Fatalf("client printed %q", stdout.String())
-	}
-	return out
+	return testenv.SendTask(t, f.url, TaskName, request, 60)
 }
 
 func (f *farm) copyTestdata(t *testing.T, name string) string {
@@ -216,11 +205,17 @@ func TestRenderTaskOnS3(t *testing.T) {
 			srv := testenv.S3(t, useTLS)
 			srv.CreateBucket(t, "uploads")
 			srv.CreateBucket(t, "renders")
-			store, err := storage.New(context.Background(), storage.Config{
+			journal := "s3://renders/_renderfarm/jobs/"
+			cfg := storage.Config{
 				S3Endpoint: srv.Endpoint, S3Region: srv.Region, S3PathStyle: true, S3CACertPEM: srv.CACertPEM,
-				S3Credentials:  credentials.NewStaticCredentialsProvider(srv.AccessKey, srv.SecretKey, ""),
-				AllowedBuckets: []string{"uploads", "renders", "ghost"},
-			})
+				S3Credentials: credentials.NewStaticCredentialsProvider(srv.AccessKey, srv.SecretKey, ""),
+			}
+			journalStore, err := storage.New(context.Background(), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg.AllowedBuckets, cfg.Reserved = []string{"uploads", "renders", "ghost"}, []string{journal}
+			store, err := storage.New(context.Background(), cfg)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -229,8 +224,7 @@ func TestRenderTaskOnS3(t *testing.T) {
 				t.Fatal(err)
 			}
 			f := &farm{}
-			journal := "s3://renders/_renderfarm/jobs/"
-			f.serve(t, store, store, journal)
+			f.serve(t, store, journalStore, journal)
 
 			out := f.send(t, map[string]any{"source": "s3://uploads/u/photo.jpg", "recipe": "gallery", "dest": "s3://renders/photo/",
 				"cache_control": "public, max-age=60", "content_disposition": "inline", "metadata": map[string]string{"upload": "42"}})
@@ -251,9 +245,18 @@ func TestRenderTaskOnS3(t *testing.T) {
 				t.Errorf("stored object: type %s cache %s meta %v etag %s; result %v", aws.ToString(head.ContentType),
 					aws.ToString(head.CacheControl), head.Metadata, aws.ToString(head.ETag), first)
 			}
-			m, err := store.Get(context.Background(), storage.MustParseLocation(ManifestLocation(journal, out["id"].(string), time.Now())), 1<<20)
+			m, err := journalStore.Get(context.Background(), storage.MustParseLocation(ManifestLocation(journal, out["id"].(string), time.Now())), 1<<20)
 			if err != nil || !bytes.Contains(m, []byte(`"status": "SUCCESS"`)) {
 				t.Errorf("manifest on S3: %v %s", err, m)
+			}
+			// The journal shares the bucket but is out of reach of requests.
+			hostile := f.send(t, map[string]any{"source": "s3://uploads/u/photo.jpg", "outputs": []any{map[string]any{
+				"key": "s3://renders/_renderfarm/jobs/" + time.Now().UTC().Format("2006/01/02") + "/" + out["id"].(string) + ".json", "width": 16}}})
+			if hostile["state"] != "FAILURE" || !strings.Contains(fmt.Sprint(hostile["exc_message"]), "reserved for the job journal") {
+				t.Errorf("an output over a manifest: %v", hostile)
+			}
+			if again, _ := journalStore.Get(context.Background(), storage.MustParseLocation(ManifestLocation(journal, out["id"].(string), time.Now())), 1<<20); !bytes.Equal(again, m) {
+				t.Errorf("the manifest changed:\n%s", again)
 			}
 			// A bucket that is not allowed fails before any request.
 			out = f.send(t, map[string]any{"source": "s3://uploads/u/photo.jpg", "recipe": "default", "dest": "s3://elsewhere/x/"})
@@ -286,6 +289,46 @@ func TestRenderExample(t *testing.T) {
 	for _, want := range []string{"photo-jpg/thumb.jpg", "200x200", "photo-jpg/large.jpg", "FAILED RenderError: corrupt_image", "2 sources, 1 failed"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("example output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// The runner refuses a jobs' store through which requests could reach its
+// journal, and a journal with no store of its own.
+func TestNewKeepsTheJournalApart(t *testing.T) {
+	root := t.TempDir()
+	engine, err := render.New(render.Config{Limits: render.DefaultLimits(), Slots: 1, VipsThreads: 1, MemoryBudget: 1 << 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mk := func(cfg storage.Config) *storage.Store {
+		s, err := storage.New(context.Background(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	journalStore := mk(storage.Config{})
+	for _, tc := range []struct {
+		name    string
+		store   *storage.Store
+		journal string
+		js      *storage.Store
+		ok      bool
+	}{
+		{"journal inside the file root", mk(storage.Config{FileRoots: []string{root}}), "file://" + root + "/_jobs/", journalStore, false},
+		{"file root inside the journal", mk(storage.Config{FileRoots: []string{root}}), "file://" + filepath.Dir(root) + "/", journalStore, false},
+		{"carved out", mk(storage.Config{FileRoots: []string{root}, Reserved: []string{"file://" + root + "/_jobs/"}}), "file://" + root + "/_jobs/", journalStore, true},
+		{"outside the roots", mk(storage.Config{FileRoots: []string{root}}), "file://" + t.TempDir() + "/", journalStore, true},
+		{"any bucket", mk(storage.Config{}), "s3://media/_renderfarm/jobs/", journalStore, false},
+		{"reserved in the bucket", mk(storage.Config{Reserved: []string{"s3://media/_renderfarm/"}}), "s3://media/_renderfarm/jobs/", journalStore, true},
+		{"bucket not allowed", mk(storage.Config{AllowedBuckets: []string{"renders"}}), "s3://media/_renderfarm/jobs/", journalStore, true},
+		{"no journal store", mk(storage.Config{AllowedBuckets: []string{"renders"}}), "s3://media/_renderfarm/jobs/", nil, false},
+		{"not a prefix", mk(storage.Config{AllowedBuckets: []string{"renders"}}), "s3://media/_renderfarm/jobs", journalStore, false},
+	} {
+		_, err := New(Config{Engine: engine, Store: tc.store, JournalStore: tc.js, Journal: tc.journal})
+		if (err == nil) != tc.ok {
+			t.Errorf("%s: New = %v, want ok=%v", tc.name, err, tc.ok)
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 
 	"github.com/renderfarm/renderfarm/render"
 )
@@ -29,6 +30,9 @@ func ParseRequest(data []byte) (*Request, error) {
 	if err := dec.Decode(&fields); err != nil || fields == nil {
 		return nil, &render.Error{Code: render.ErrInvalidRequest, Msg: "the request must be a JSON object"}
 	}
+	if !AtEOF(dec) {
+		return nil, &render.Error{Code: render.ErrInvalidRequest, Msg: "trailing data after the JSON object"}
+	}
 	var r Request
 	for name, dst := range map[string]any{"metadata": &r.Metadata, "cache_control": &r.CacheControl, "content_disposition": &r.ContentDisposition} {
 		raw, ok := fields[name]
@@ -47,6 +51,14 @@ func ParseRequest(data []byte) (*Request, error) {
 	}
 	r.Request = *rr
 	return &r, nil
+}
+
+// AtEOF says whether dec has nothing left but white space: a body is one
+// JSON value, and whatever follows it (a second object, garbage) is a
+// client bug or a smuggling attempt, not something to ignore.
+func AtEOF(dec *json.Decoder) bool {
+	_, err := dec.Token()
+	return err == io.EOF
 }
 
 // requestFromTask takes the request from kwargs (send_task(kwargs=REQUEST))

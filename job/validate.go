@@ -2,14 +2,16 @@ package job
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/renderfarm/renderfarm/render"
 	"github.com/renderfarm/renderfarm/storage"
 )
 
 // Validate checks a request as the worker does before any I/O: the recipe
-// expansion and every location against the store's guards (schemes, file
-// roots, buckets, literal addresses and ports of URLs). The web tier calls
+// expansion, every location against the store's guards (schemes, file
+// roots, the journal, buckets, literal addresses and ports of URLs) and
+// the outputs' object headers. The web tier calls
 // it before publishing, so what it accepts can fail at the worker only for
 // what takes I/O to know: a missing source, a host name that resolves to a
 // private address, a corrupt image. Errors are *render.Error or
@@ -29,7 +31,11 @@ func locations(store *storage.Store, req *Request, variants []render.Variant) (s
 	check := func(raw, field string) (storage.Location, error) {
 		loc, err := storage.ParseLocation(raw)
 		if err == nil {
-			err = store.Check(loc)
+			if field == "source" || strings.HasSuffix(field, ".watermark.image") {
+				err = store.CheckRead(loc)
+			} else {
+				err = store.Check(loc)
+			}
 		}
 		if err != nil {
 			return loc, &FieldError{Field: field, Err: err}
@@ -53,6 +59,11 @@ func locations(store *storage.Store, req *Request, variants []render.Variant) (s
 		if outs[i].Scheme != storage.SchemeS3 && outs[i].Scheme != storage.SchemeFile {
 			return src, nil, nil, &FieldError{Field: field, Err: fmt.Errorf("outputs go to s3:// or file://, not %s://", outs[i].Scheme)}
 		}
+		if i == 0 {
+			if err := checkHeaders(req, outs[0]); err != nil {
+				return src, nil, nil, err
+			}
+		}
 		if v.Watermark != nil {
 			if marks[v.Watermark.Image], err = check(v.Watermark.Image, fmt.Sprintf("outputs[%d].watermark.image", i)); err != nil {
 				return src, nil, nil, err
@@ -60,4 +71,24 @@ func locations(store *storage.Store, req *Request, variants []render.Variant) (s
 		}
 	}
 	return src, outs, marks, nil
+}
+
+// checkHeaders applies the store's rules for object headers to the
+// request's, one field at a time so the error names it. They are the
+// same for every output (only the content type differs, and that comes
+// from the format).
+func checkHeaders(req *Request, out storage.Location) error {
+	for _, h := range []struct {
+		field string
+		opts  storage.PutOptions
+	}{
+		{"cache_control", storage.PutOptions{CacheControl: req.CacheControl}},
+		{"content_disposition", storage.PutOptions{ContentDisposition: req.ContentDisposition}},
+		{"metadata", storage.PutOptions{Metadata: req.Metadata}},
+	} {
+		if err := storage.CheckPutOptions(out, h.opts); err != nil {
+			return &FieldError{Field: h.field, Err: err}
+		}
+	}
+	return nil
 }

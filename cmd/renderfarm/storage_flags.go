@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 
 	"github.com/renderfarm/renderfarm/storage"
 	"github.com/urfave/cli/v2"
@@ -23,29 +22,38 @@ func storageFlags() []cli.Flag {
 	}
 }
 
-// openStores builds the jobs' store and the journal's. The journal gets a
-// store of its own, rooted at the journal when it is local, so requests
-// cannot write into it through --file-root.
+// openStores builds the jobs' store and the journal's. The journal is
+// reserved in the jobs' store, so no request can read or write it, even
+// where it lies inside a --file-root or a bucket requests may use (it is
+// carved out of them); only the journal's own store, rooted at the
+// journal, writes there.
 func openStores(c *cli.Context, log *slog.Logger) (store, journal *storage.Store, err error) {
+	jp, err := storage.ParsePrefix(c.String("journal"))
+	if err != nil {
+		return nil, nil, fmt.Errorf("--journal: %w", err)
+	}
 	scfg := storage.Config{S3PathStyle: c.Bool("s3-path-style"), Logger: log}
-	scfg.FileRoots = splitPaths(c.String("file-root"))
-	scfg.AllowedBuckets = splitList(c.String("buckets"))
-	scfg.HTTPAllow = splitList(c.String("http-allow"))
-	if store, err = storage.New(c.Context, scfg); err != nil {
-		return nil, nil, err
+	if jp.Scheme == storage.SchemeFile {
+		// Made before the stores, so its path resolves now and a request
+		// can never put a file where one of its folders must go.
+		if err := os.MkdirAll(jp.Path, 0o755); err != nil {
+			return nil, nil, fmt.Errorf("--journal: %w", err)
+		}
 	}
 	// --buckets limits what requests name; the journal is the operator's
 	// own setting and may live in a bucket no request should touch.
 	jcfg := scfg
-	jcfg.FileRoots, jcfg.AllowedBuckets = nil, nil
-	if loc, err := storage.ParseLocation(c.String("journal") + "x"); err == nil && loc.Scheme == storage.SchemeFile {
-		dir := filepath.Dir(loc.Path)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return nil, nil, fmt.Errorf("--journal: %w", err)
-		}
-		jcfg.FileRoots = []string{dir}
+	if jp.Scheme == storage.SchemeFile {
+		jcfg.FileRoots = []string{jp.Path}
 	}
 	if journal, err = storage.New(c.Context, jcfg); err != nil {
+		return nil, nil, err
+	}
+	scfg.FileRoots = splitPaths(c.String("file-root"))
+	scfg.AllowedBuckets = splitList(c.String("buckets"))
+	scfg.HTTPAllow = splitList(c.String("http-allow"))
+	scfg.Reserved = []string{jp.String()}
+	if store, err = storage.New(c.Context, scfg); err != nil {
 		return nil, nil, err
 	}
 	return store, journal, nil

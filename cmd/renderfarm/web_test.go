@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -154,6 +155,18 @@ func startWeb(t *testing.T, args ...string) *webProc {
 // code.
 func (w *webProc) do(t *testing.T, token, method, path, body string) int {
 	t.Helper()
+	code, _ := w.send(t, token, method, path, body)
+	return code
+}
+
+// post sends a POST and returns the status code and the body.
+func (w *webProc) post(t *testing.T, token, path, body string) (int, string) {
+	t.Helper()
+	return w.send(t, token, "POST", path, body)
+}
+
+func (w *webProc) send(t *testing.T, token, method, path, body string) (int, string) {
+	t.Helper()
 	req, _ := http.NewRequest(method, w.base+path, strings.NewReader(body))
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
@@ -163,8 +176,9 @@ func (w *webProc) do(t *testing.T, token, method, path, body string) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
-	return resp.StatusCode
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }
 
 // waitReady waits for /readyz to say the broker is connected.

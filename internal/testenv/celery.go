@@ -1,0 +1,42 @@
+package testenv
+
+import (
+	"bytes"
+	"encoding/json"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+)
+
+// PythonCelery is Debian's interpreter, the one with python3-celery; the
+// python3 first on PATH may be another without it.
+const PythonCelery = "/usr/bin/python3"
+
+// SendTask sends task with kwargs through the stock Python Celery client
+// (worker/testdata/celery_client.py), as an app would, waits up to
+// timeoutSec for its result and returns what the client saw: state, id,
+// result or exc_type/exc_message.
+func SendTask(t testing.TB, amqpURL, task string, kwargs any, timeoutSec int) map[string]any {
+	t.Helper()
+	root, err := repoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kw, err := json.Marshal(kwargs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(PythonCelery, filepath.Join(root, "worker", "testdata", "celery_client.py"),
+		amqpURL, "send", task, "[]", string(kw), "{}", strconv.Itoa(timeoutSec))
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("testenv: python client: %v\n%s", err, stderr.String())
+	}
+	var out map[string]any
+	if err := json.Unmarshal(stdout.Bytes(), &out); err != nil {
+		t.Fatalf("testenv: the python client printed %q", stdout.String())
+	}
+	return out
+}
