@@ -2,6 +2,7 @@ package web
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -29,6 +30,15 @@ type Config struct {
 	RatePerSecond float64 // per token: requests, a batch counting each item; <0 disables, 0 means 50
 	Burst         int     // per token; default 2x the rate, at least BatchMax
 
+	// AuthFailures is how many failed authentications a client address
+	// may make per minute (a burst of as many, refilled evenly) before
+	// its requests get 429 without their token being looked at: tokens
+	// cannot be guessed at full speed. <0 disables, 0 means 60.
+	AuthFailures int
+	// TrustedProxies are the load balancers (CIDRs or addresses) whose
+	// X-Forwarded-For names the client; other peers are the client.
+	TrustedProxies []string
+
 	MaxBody           int64         // request body cap in bytes (default 1 MiB)
 	BatchMax          int           // requests per batch (default 100)
 	RequestTimeout    time.Duration // whole request, publish included (default 10s)
@@ -55,6 +65,14 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.RatePerSecond == 0 {
 		c.RatePerSecond = 50
+	}
+	if c.AuthFailures == 0 {
+		c.AuthFailures = 60
+	}
+	for _, p := range c.TrustedProxies {
+		if _, err := parsePrefixOrAddr(p); err != nil {
+			return c, fmt.Errorf("web: trusted proxy %q: want a CIDR or an IP address", p)
+		}
 	}
 	if c.MaxBody <= 0 {
 		c.MaxBody = 1 << 20

@@ -73,7 +73,7 @@ func (s *Server) postBatch(w http.ResponseWriter, r *http.Request) {
 		}
 		dec := json.NewDecoder(bytes.NewReader(body))
 		dec.DisallowUnknownFields()
-		if err := dec.Decode(&env); err != nil {
+		if err := dec.Decode(&env); err != nil || !job.AtEOF(dec) {
 			return errorResponse(&apiError{Status: http.StatusBadRequest, Code: "invalid_request", Field: "requests",
 				Message: `the body must be {"requests": [REQUEST, ...]}`})
 		}
@@ -82,7 +82,9 @@ func (s *Server) postBatch(w http.ResponseWriter, r *http.Request) {
 			return errorResponse(&apiError{Status: http.StatusBadRequest, Code: "invalid_request", Field: "requests",
 				Message: fmt.Sprintf("give between 1 and %d requests, got %d", s.cfg.BatchMax, n)})
 		}
-		if !s.charge(w, tokenID(r), n) {
+		// One unit was charged at the door, before the body was read, so
+		// batches that fail to decode are not free.
+		if n > 1 && !s.charge(w, tokenID(r), n-1) {
 			return response{} // the 429 is written
 		}
 		items := make([]batchItem, n)

@@ -1,6 +1,8 @@
 package web
 
 import (
+	"fmt"
+	"net/http/httptest"
 	"testing"
 	"time"
 )
@@ -85,5 +87,50 @@ func TestTokens(t *testing.T) {
 	b, _ := ts.match("second-token-0123456789")
 	if a == b || a == "" {
 		t.Errorf("token identities %q and %q", a, b)
+	}
+}
+
+func TestClientAddr(t *testing.T) {
+	c := newClientAddr([]string{"10.0.0.0/8", "192.0.2.7"})
+	for _, tc := range []struct {
+		peer, xff, want string
+	}{
+		{"203.0.113.5:4000", "", "203.0.113.5"},
+		{"203.0.113.5:4000", "198.51.100.1", "203.0.113.5"}, // an untrusted peer's header is ignored
+		{"10.1.2.3:4000", "198.51.100.1", "198.51.100.1"},
+		{"10.1.2.3:4000", "1.2.3.4, 198.51.100.1, 10.9.9.9", "198.51.100.1"}, // the last hop not ours
+		{"192.0.2.7:80", "", "192.0.2.7"},
+		{"10.1.2.3:4000", "not-an-ip", "10.1.2.3"},
+		{"[::ffff:10.1.2.3]:4000", "2001:db8::1", "2001:db8::1"},
+	} {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.RemoteAddr = tc.peer
+		if tc.xff != "" {
+			r.Header.Set("X-Forwarded-For", tc.xff)
+		}
+		if got := c.of(r); got != tc.want {
+			t.Errorf("peer %s XFF %q: %s, want %s", tc.peer, tc.xff, got, tc.want)
+		}
+	}
+}
+
+func TestRateLimiterOverAndBounded(t *testing.T) {
+	t0 := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	rl := newRateLimiter(1, 2)
+	if _, over := rl.over("a", t0); over {
+		t.Fatal("an unknown id is over")
+	}
+	rl.allow("a", 2, t0)
+	if wait, over := rl.over("a", t0); !over || wait != time.Second {
+		t.Fatalf("over = %v %v, want true 1s", over, wait)
+	}
+	if _, over := rl.over("a", t0.Add(time.Second)); over {
+		t.Fatal("still over once a token is back")
+	}
+	for i := range maxBuckets + 10 {
+		rl.allow(fmt.Sprint("addr-", i), 1, t0.Add(time.Hour))
+	}
+	if n := len(rl.byID); n > maxBuckets {
+		t.Fatalf("%d buckets kept, bound %d", n, maxBuckets)
 	}
 }

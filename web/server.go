@@ -33,6 +33,8 @@ type Server struct {
 	cfg      Config
 	auth     authenticator
 	limiter  *rateLimiter
+	failures *rateLimiter // failed authentications per client address
+	clients  clientAddr
 	idem     *idempotency
 	stats    *webMetrics
 	http     *metrics.HTTP
@@ -56,10 +58,14 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		cfg:     cfg,
 		limiter: newRateLimiter(cfg.RatePerSecond, cfg.Burst),
+		clients: newClientAddr(cfg.TrustedProxies),
 		idem:    newIdempotency(cfg.IdempotencyWindow, cfg.IdempotencyMax),
 		stats:   newWebMetrics(cfg.Registry),
 		http:    metrics.NewHTTP(cfg.Registry, "web"),
 		mux:     http.NewServeMux(),
+	}
+	if cfg.AuthFailures > 0 {
+		s.failures = newRateLimiter(float64(cfg.AuthFailures)/60, cfg.AuthFailures)
 	}
 	s.auth.set(cfg.Tokens)
 	s.routeAll()
@@ -82,7 +88,7 @@ type access int
 const (
 	open    access = iota // no token: the load balancer's probes
 	charged               // a token, and one unit of its rate
-	counted               // a token; the handler charges the rate itself (batches)
+	counted               // a token and one unit at the door, before the body is read; the handler charges the rest (batches)
 )
 
 func (s *Server) routeAll() {
@@ -131,8 +137,18 @@ func tokenID(r *http.Request) string {
 
 func (s *Server) authenticate(a access, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		client := s.clients.of(r)
+		if wait, over := s.failures.over(client, s.cfg.Now()); over {
+			// Checked before the token: past the limit a guess is not
+			// even looked at, right or wrong.
+			s.stats.rateLimited.Inc()
+			writeError(w, &apiError{Status: http.StatusTooManyRequests, Code: codeRateLimited, RetryAfter: max(wait, time.Second),
+				Message: "too many failed authentications from this address"})
+			return
+		}
 		id, ok := s.auth.check(r)
 		if !ok {
+			s.failures.allow(client, 1, s.cfg.Now())
 			s.stats.unauthorized.Inc()
 			// Browsers prompt for Basic; API clients read the Bearer.
 			w.Header().Add("WWW-Authenticate", `Bearer realm="renderfarm"`)
@@ -141,7 +157,7 @@ func (s *Server) authenticate(a access, next http.Handler) http.Handler {
 				Message: "send Authorization: Bearer <API token>"})
 			return
 		}
-		if a == charged && !s.charge(w, id, 1) {
+		if !s.charge(w, id, 1) {
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), tokenIDKey, id)))

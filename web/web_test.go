@@ -164,11 +164,18 @@ func TestWebTier(t *testing.T) {
 			{"wrong type", out(`,"quality":"high"`), "", 400, "invalid_request", "outputs[0].quality"},
 			{"ftp source", strings.Replace(out(""), src, "ftp://example.com/a.jpg", 1), "", 400, "invalid_location", "source"},
 			{"metadata address", strings.Replace(out(""), src, "https://169.254.169.254/latest/meta-data/", 1), "", 400, "forbidden", "source"},
+			{"IPv4-translated loopback", strings.Replace(out(""), src, "https://[::ffff:0:7f00:1]/a.jpg", 1), "", 400, "forbidden", "source"},
 			{"bucket not allowed", strings.Replace(out(""), src, "s3://secret/a.jpg", 1), "", 400, "forbidden", "source"},
 			{"output bucket not allowed", strings.Replace(out(""), "s3://renders/x/1.jpg", "s3://secret/x.jpg", 1), "", 400, "forbidden", "outputs[0].key"},
 			{"traversal key", strings.Replace(out(""), "s3://renders/x/1.jpg", "s3://renders/../x.jpg", 1), "", 400, "invalid_location", "outputs[0].key"},
 			{"file outside roots", strings.Replace(out(""), src, "file:///etc/passwd", 1), "", 400, "forbidden", "source"},
 			{"dest in a refused bucket", `{"source":"` + src + `","recipe":"default","dest":"s3://secret/x/"}`, "", 400, "forbidden", "dest"},
+			{"CR/LF in cache_control", `{"source":"` + src + `","recipe":"default","dest":"s3://renders/x/","cache_control":"public\r\nX-Evil: 1"}`, "", 400, "invalid_argument", "cache_control"},
+			{"newline in content_disposition", `{"source":"` + src + `","recipe":"default","dest":"s3://renders/x/","content_disposition":"inline\nX: y"}`, "", 400, "invalid_argument", "content_disposition"},
+			{"metadata key not a token", `{"source":"` + src + `","recipe":"default","dest":"s3://renders/x/","metadata":{"bad key":"v"}}`, "", 400, "invalid_argument", "metadata"},
+			{"metadata value with CR", `{"source":"` + src + `","recipe":"default","dest":"s3://renders/x/","metadata":{"k":"a\rb"}}`, "", 400, "invalid_argument", "metadata"},
+			{"a second object after the body", out("") + `{"source":"s3://uploads/other.jpg"}`, "", 400, "invalid_request", ""},
+			{"garbage after the body", out("") + ` garbage`, "", 400, "invalid_request", ""},
 			{"text body", out(""), "text/plain", 415, "unsupported_media_type", ""},
 			{"too large", `{"source":"` + strings.Repeat("a", 2<<20) + `"}`, "", 413, "body_too_large", ""},
 		} {
@@ -315,6 +322,43 @@ func TestWebTier(t *testing.T) {
 		}
 		if a := call(t, "GET", limited+"/openapi.json", bearer(otherToken), nil); a.status != 200 {
 			t.Errorf("another token is limited too: %d", a.status)
+		}
+	})
+
+	t.Run("batches are charged before their body is read", func(t *testing.T) {
+		limited := st.serve(t, func(c *web.Config) { c.RatePerSecond, c.Burst, c.BatchMax = 0.1, 3, 3 })
+		item := `{"source":"s3://uploads/u/photo.jpg","recipe":"default","dest":"s3://renders/b/"}`
+		for i, body := range []string{
+			`{"requests": [`, // does not decode
+			`{"requests": [` + strings.Repeat(item+",", 3) + item + `]}`, // over --batch-max
+			`{"requests": []} {"requests": []}`,                          // trailing data
+		} {
+			if a := call(t, "POST", limited+"/v1/renders/batch", bearer(token), []byte(body)); a.status != 400 {
+				t.Fatalf("bad batch %d: %d %s", i, a.status, a.body)
+			}
+		}
+		a := call(t, "POST", limited+"/v1/renders/batch", bearer(token), []byte(`{"requests": [`))
+		if code, _ := a.errorOf(t); a.status != 429 || code != "rate_limited" {
+			t.Fatalf("a fourth bad batch over a burst of 3: %d %s", a.status, a.body)
+		}
+	})
+
+	t.Run("failed authentications are throttled per client address", func(t *testing.T) {
+		guarded := st.serve(t, func(c *web.Config) { c.AuthFailures = 3 })
+		for i := range 3 {
+			if a := call(t, "GET", guarded+"/openapi.json", bearer(fmt.Sprintf("guess-%016d", i)), nil); a.status != 401 {
+				t.Fatalf("guess %d: %d", i, a.status)
+			}
+		}
+		for _, tok := range []string{"guess-0000000000000009", token} {
+			a := call(t, "GET", guarded+"/openapi.json", bearer(tok), nil)
+			if code, _ := a.errorOf(t); a.status != 429 || code != "rate_limited" || a.header.Get("Retry-After") == "" {
+				t.Fatalf("after 3 failures, a token is still looked at: %d %s", a.status, a.body)
+			}
+		}
+		// Probes need no token and are never throttled.
+		if a := call(t, "GET", guarded+"/healthz", "", nil); a.status != 200 {
+			t.Errorf("/healthz: %d", a.status)
 		}
 	})
 
