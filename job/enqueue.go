@@ -6,9 +6,14 @@ import (
 	"fmt"
 
 	"github.com/google/uuid"
+	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/renderfarm/renderfarm/broker/celery"
-	"github.com/renderfarm/renderfarm/worker"
 )
+
+// PublishFunc sends one message and returns once the broker has taken it:
+// broker.Conn's Publish (which waits out a reconnect) or PublishNow (which
+// fails at once while disconnected, for the web tier).
+type PublishFunc func(ctx context.Context, exchange, key string, msg amqp.Publishing) error
 
 // Enqueue publishes a render request as a renderfarm.render task, exactly
 // as a Python app's send_task(kwargs=REQUEST) would, and returns its id
@@ -16,7 +21,7 @@ import (
 // use it. The id is a UUIDv7: it carries its send time, which is how
 // Journal.Find knows which days to search and that a task with no
 // manifest yet is pending rather than unknown.
-func Enqueue(ctx context.Context, pub worker.Publisher, exchange, routingKey string, req *Request) (string, error) {
+func Enqueue(ctx context.Context, publish PublishFunc, exchange, routingKey string, req *Request) (string, error) {
 	data, err := json.Marshal(req)
 	if err != nil {
 		return "", fmt.Errorf("job: encoding the request: %w", err)
@@ -34,7 +39,7 @@ func Enqueue(ctx context.Context, pub worker.Publisher, exchange, routingKey str
 	if err != nil {
 		return "", err
 	}
-	if err := pub.Publish(ctx, exchange, routingKey, msg); err != nil {
+	if err := publish(ctx, exchange, routingKey, msg); err != nil {
 		return "", err
 	}
 	return id, nil

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/renderfarm/renderfarm/broker/celery"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -188,7 +189,7 @@ func TestRenderTaskBadInputsFailClearly(t *testing.T) {
 		})
 	}
 	// Every one is in the dead-letter queue, and the worker still serves.
-	n, err := f.conn.PurgeQueue(context.Background(), worker.DefaultDeadLetter)
+	n, err := f.conn.PurgeQueue(context.Background(), celery.DefaultDeadLetter)
 	if err != nil || n != len(tests) {
 		t.Errorf("dead-letter queue holds %d records (%v), want %d", n, err, len(tests))
 	}

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"time"
 
-	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/renderfarm/renderfarm/job"
 	"golang.org/x/sync/errgroup"
 )
@@ -143,7 +142,7 @@ func (s *Server) parse(body []byte) (*job.Request, *apiError) {
 // returns an id.
 func (s *Server) enqueue(ctx context.Context, req *job.Request) (string, *apiError) {
 	start := time.Now()
-	id, err := job.Enqueue(ctx, publishNow{s.cfg.Broker}, s.cfg.Exchange, s.cfg.RoutingKey, req)
+	id, err := job.Enqueue(ctx, s.cfg.Broker.PublishNow, s.cfg.Exchange, s.cfg.RoutingKey, req)
 	if err != nil {
 		s.stats.refused.WithLabelValues("broker").Inc()
 		s.cfg.Logger.Warn("web: render not enqueued", "err", err)
@@ -152,14 +151,6 @@ func (s *Server) enqueue(ctx context.Context, req *job.Request) (string, *apiErr
 	s.stats.publish.Observe(time.Since(start).Seconds())
 	s.stats.enqueued.Inc()
 	return id, nil
-}
-
-// publishNow adapts the Broker to job.Enqueue, which publishes through a
-// worker.Publisher: the web tier never waits for a reconnect.
-type publishNow struct{ b Broker }
-
-func (p publishNow) Publish(ctx context.Context, exchange, key string, msg amqp.Publishing) error {
-	return p.b.PublishNow(ctx, exchange, key, msg)
 }
 
 // withBody reads the body under the size cap, applies the

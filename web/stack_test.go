@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/renderfarm/renderfarm/broker/celery"
 	"io"
 	"mime"
 	"net/http"
@@ -27,7 +28,6 @@ import (
 	"github.com/renderfarm/renderfarm/job"
 	"github.com/renderfarm/renderfarm/storage"
 	"github.com/renderfarm/renderfarm/web"
-	"github.com/renderfarm/renderfarm/worker"
 )
 
 const (
@@ -74,7 +74,7 @@ func startStack(t *testing.T, withWorker bool) *stack {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.conn.Close() })
-	if err := st.conn.Declare(ctx, worker.QueueConfig{Name: "celery"}.Topology(worker.DefaultDeadLetter)); err != nil {
+	if err := st.conn.Declare(ctx, celery.Queue{Name: "celery"}.Topology(celery.DefaultDeadLetter)); err != nil {
 		t.Fatal(err)
 	}
 	if withWorker {

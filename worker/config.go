@@ -5,41 +5,16 @@ import (
 	"log/slog"
 	"os"
 	"time"
+
+	"github.com/renderfarm/renderfarm/broker/celery"
 )
-
-// QueueConfig is one queue the worker consumes, declared as a Celery client
-// with the same settings declares it: a mismatch in any argument makes one
-// side's declare fail with 406 PRECONDITION_FAILED.
-type QueueConfig struct {
-	Name         string
-	Exchange     string // default: same as Name (Celery's default queue "celery" on exchange "celery")
-	ExchangeType string // default: direct
-	RoutingKey   string // default: same as Name
-	// Quorum declares a quorum queue (x-queue-type quorum) that dead-letters
-	// to the worker's dead-letter exchange after DeliveryLimit redeliveries.
-	Quorum        bool
-	DeliveryLimit int
-}
-
-func (q QueueConfig) withDefaults() QueueConfig {
-	if q.Exchange == "" {
-		q.Exchange = q.Name
-	}
-	if q.ExchangeType == "" {
-		q.ExchangeType = "direct"
-	}
-	if q.RoutingKey == "" {
-		q.RoutingKey = q.Name
-	}
-	return q
-}
 
 // Config is a worker's settings.
 type Config struct {
 	// Hostname names the worker in events and remote control, as Celery
 	// does: "renderfarm@<host>" by default.
 	Hostname    string
-	Queues      []QueueConfig
+	Queues      []celery.Queue
 	Concurrency int // task slots
 	// Prefetch is the per-consumer QoS: how many unacknowledged deliveries
 	// the broker hands this worker per queue. Default 4 x Concurrency, as
@@ -76,7 +51,6 @@ type Config struct {
 const (
 	defaultGrace           = 30 * time.Second
 	defaultMaxRedeliveries = 5
-	DefaultDeadLetter      = "renderfarm.dead"
 )
 
 // DefaultHostname is Celery's worker naming: name@host.
@@ -93,13 +67,13 @@ func (c Config) withDefaults() (Config, error) {
 		c.Hostname = DefaultHostname()
 	}
 	if len(c.Queues) == 0 {
-		c.Queues = []QueueConfig{{Name: "celery"}}
+		c.Queues = []celery.Queue{{Name: "celery"}}
 	}
 	for i := range c.Queues {
 		if c.Queues[i].Name == "" {
 			return c, fmt.Errorf("worker: queue %d has no name", i)
 		}
-		c.Queues[i] = c.Queues[i].withDefaults()
+		c.Queues[i] = c.Queues[i].WithDefaults()
 	}
 	if c.Concurrency < 1 {
 		c.Concurrency = 1
@@ -114,7 +88,7 @@ func (c Config) withDefaults() (Config, error) {
 		c.MaxRedeliveries = defaultMaxRedeliveries
 	}
 	if c.DeadLetterExchange == "" {
-		c.DeadLetterExchange = DefaultDeadLetter
+		c.DeadLetterExchange = celery.DefaultDeadLetter
 	}
 	if c.Version == "" {
 		c.Version = "dev"

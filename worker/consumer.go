@@ -74,7 +74,7 @@ func (c *Consumer) Start(ctx context.Context) error {
 	return nil
 }
 
-func (c *Consumer) loop(ch <-chan *broker.Delivery, q QueueConfig, stopping chan struct{}) {
+func (c *Consumer) loop(ch <-chan *broker.Delivery, q celery.Queue, stopping chan struct{}) {
 	for d := range ch {
 		c.tasks.Add(1)
 		go func() {
@@ -119,7 +119,7 @@ func (c *Consumer) Shutdown(ctx context.Context) {
 }
 
 // handle takes one delivery from receipt to acknowledgement.
-func (c *Consumer) handle(d *broker.Delivery, q QueueConfig, stopping <-chan struct{}) {
+func (c *Consumer) handle(d *broker.Delivery, q celery.Queue, stopping <-chan struct{}) {
 	rt := c.rt
 	msg, err := celery.Decode(d.Delivery)
 	if err != nil {
@@ -180,7 +180,7 @@ func (c *Consumer) skip(r *request) bool {
 // with a count header of ours and the original acked, so the count travels
 // with the message from worker to worker. It reports whether the delivery
 // was dealt with here.
-func (c *Consumer) countDelivery(d *broker.Delivery, q QueueConfig, msg *celery.Message) bool {
+func (c *Consumer) countDelivery(d *broker.Delivery, q celery.Queue, msg *celery.Message) bool {
 	limit := c.rt.cfg.MaxRedeliveries
 	if n, ok := intHeader(d.Headers, "x-delivery-count"); ok {
 		if n >= int64(limit) {
@@ -210,7 +210,7 @@ func (c *Consumer) countDelivery(d *broker.Delivery, q QueueConfig, msg *celery.
 
 // poison dead-letters a message that cannot or must not run, with the
 // reason, and records FAILURE when it is a task a client may wait for.
-func (c *Consumer) poison(d *broker.Delivery, q QueueConfig, reason string, msg *celery.Message) {
+func (c *Consumer) poison(d *broker.Delivery, q celery.Queue, reason string, msg *celery.Message) {
 	c.rt.log.Error("dead-lettering message", "queue", q.Name, "reason", reason, "message_id", d.MessageId, "correlation_id", d.CorrelationId)
 	if msg != nil {
 		c.failure(&request{msg: msg, d: d, queue: q}, celery.ExceptionInfo{Type: "WorkerLostError", Module: "billiard.exceptions", Message: []any{reason}}, nil)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/renderfarm/renderfarm/broker/celery"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -308,7 +309,7 @@ func TestMalformedMessagesAreDeadLettered(t *testing.T) {
 	msgs := make(chan *broker.Delivery, 10)
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	ch, err := tw.conn.Consume(cctx, broker.ConsumeOptions{Queue: DefaultDeadLetter, Prefetch: 10})
+	ch, err := tw.conn.Consume(cctx, broker.ConsumeOptions{Queue: celery.DefaultDeadLetter, Prefetch: 10})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -287,15 +287,15 @@ func (c *Consumer) sendSignature(r *request, sig celery.Signature, prefix []any,
 func (c *Consumer) waitETA(r *request, stopping <-chan struct{}) bool {
 	wait := time.Until(*r.msg.ETA)
 	if wait > holdLimit {
-		level := delayLevels[0]
-		for _, d := range delayLevels {
+		level := celery.DelayLevels[0]
+		for _, d := range celery.DelayLevels {
 			if d <= wait {
 				level = d
 			}
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		if err := c.rt.conn.Publish(ctx, "", delayQueue(r.queue.Name, level), republishable(r.d)); err != nil {
+		if err := c.rt.conn.Publish(ctx, "", r.queue.DelayQueue(level), republishable(r.d)); err != nil {
 			c.rt.log.Warn("cannot park eta task; holding it", "id", r.msg.ID, "err", err)
 		} else {
 			c.settle(r, r.d.Ack())

@@ -132,11 +132,11 @@ func TestPoisonMessagesAreDeadLettered(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer conn.Close()
-			q := QueueConfig{Name: "celery", Quorum: quorum, DeliveryLimit: 20}.withDefaults()
-			if err := conn.Declare(context.Background(), deadLetterTopology(DefaultDeadLetter)); err != nil {
+			q := celery.Queue{Name: "celery", Quorum: quorum, DeliveryLimit: 20}.WithDefaults()
+			if err := conn.Declare(context.Background(), celery.DeadLetterTopology(celery.DefaultDeadLetter)); err != nil {
 				t.Fatal(err)
 			}
-			if err := conn.Declare(context.Background(), queueTopology(q, DefaultDeadLetter)); err != nil {
+			if err := conn.Declare(context.Background(), q.Topology(celery.DefaultDeadLetter)); err != nil {
 				t.Fatal(err)
 			}
 			if quorum {
@@ -152,11 +152,11 @@ func TestPoisonMessagesAreDeadLettered(t *testing.T) {
 
 			startWorkerOn(t, url, func(c *Config) {
 				c.MaxRedeliveries = 3
-				c.Queues = []QueueConfig{{Name: "celery", Quorum: quorum, DeliveryLimit: 20}}
+				c.Queues = []celery.Queue{{Name: "celery", Quorum: quorum, DeliveryLimit: 20}}
 			})
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			dead, err := conn.Consume(ctx, broker.ConsumeOptions{Queue: DefaultDeadLetter, Prefetch: 1})
+			dead, err := conn.Consume(ctx, broker.ConsumeOptions{Queue: celery.DefaultDeadLetter, Prefetch: 1})
 			if err != nil {
 				t.Fatal(err)
 			}

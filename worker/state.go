@@ -15,7 +15,7 @@ import (
 type request struct {
 	msg      *celery.Message
 	d        *broker.Delivery
-	queue    QueueConfig
+	queue    celery.Queue
 	received time.Time
 	started  time.Time
 	acked    bool

@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"fmt"
+	"github.com/renderfarm/renderfarm/broker/celery"
 	"sync"
 	"time"
 )
@@ -55,14 +56,14 @@ func (w *Worker) Hostname() string { return w.rt.cfg.Hostname }
 // signal) to cut the grace short.
 func (w *Worker) Run(ctx, coldCtx context.Context) error {
 	rt := w.rt
-	if err := rt.conn.Declare(ctx, deadLetterTopology(rt.cfg.DeadLetterExchange)); err != nil {
+	if err := rt.conn.Declare(ctx, celery.DeadLetterTopology(rt.cfg.DeadLetterExchange)); err != nil {
 		return fmt.Errorf("declaring the dead-letter exchange: %w", err)
 	}
-	if err := rt.conn.Declare(ctx, eventTopology()); err != nil {
+	if err := rt.conn.Declare(ctx, celery.EventTopology()); err != nil {
 		return fmt.Errorf("declaring the event exchange: %w", err)
 	}
 	for _, q := range rt.cfg.Queues {
-		if err := rt.conn.Declare(ctx, queueTopology(q, rt.cfg.DeadLetterExchange)); err != nil {
+		if err := rt.conn.Declare(ctx, q.Topology(rt.cfg.DeadLetterExchange)); err != nil {
 			return fmt.Errorf("declaring queue %s: %w", q.Name, err)
 		}
 	}

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	amqp "github.com/rabbitmq/amqp091-go"
 )
 
 func TestRevokedSetPersistsAndBounds(t *testing.T) {
@@ -63,33 +62,6 @@ func TestRevokedFileSurvivesGarbage(t *testing.T) {
 	defer r.close()
 	if got := fmt.Sprint(r.list()); got != "[good]" {
 		t.Errorf("got %s", got)
-	}
-}
-
-// The default topology is exactly what a Celery 5.2 client declares, or
-// one side's declare fails with PRECONDITION_FAILED.
-func TestQueueTopologyMatchesCelery(t *testing.T) {
-	top := queueTopology(QueueConfig{Name: "celery"}.withDefaults(), DefaultDeadLetter)
-	q := top.Queues[0]
-	if q.Name != "celery" || !q.Durable || q.AutoDelete || q.Exclusive || len(q.Args) != 0 {
-		t.Errorf("queue %+v", q)
-	}
-	if ex := top.Exchanges[0]; ex.Name != "celery" || ex.Kind != "direct" || !ex.Durable || ex.AutoDelete || len(ex.Args) != 0 {
-		t.Errorf("exchange %+v", ex)
-	}
-	if b := top.Bindings[0]; b.Queue != "celery" || b.Exchange != "celery" || b.Key != "celery" {
-		t.Errorf("binding %+v", b)
-	}
-	qq := queueTopology(QueueConfig{Name: "renders", Quorum: true, DeliveryLimit: 3}.withDefaults(), "dlx").Queues[0]
-	want := amqp.Table{"x-queue-type": "quorum", "x-dead-letter-exchange": "dlx", "x-delivery-limit": int64(3)}
-	if fmt.Sprint(qq.Args) != fmt.Sprint(want) {
-		t.Errorf("quorum args %v, want %v", qq.Args, want)
-	}
-	// Delay queues dead-letter back to the work queue.
-	for _, d := range top.Queues[1:] {
-		if d.Args["x-dead-letter-routing-key"] != "celery" || d.Args["x-dead-letter-exchange"] != "" || d.Args["x-message-ttl"] == nil {
-			t.Errorf("delay queue %+v", d)
-		}
 	}
 }
 
