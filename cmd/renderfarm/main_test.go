@@ -148,23 +148,3 @@ func TestTuneJSONAndOverrides(t *testing.T) {
 		t.Errorf("bad size: %v", err)
 	}
 }
-
-func TestParseQueues(t *testing.T) {
-	got, err := parseQueues("celery, renders:media:renders.high,thumbs:thumbs")
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := "[{celery   } {renders media  renders.high} {thumbs thumbs  }]"
-	var parts []string
-	for _, q := range got {
-		parts = append(parts, "{"+q.Name+" "+q.Exchange+" "+q.ExchangeType+" "+q.RoutingKey+"}")
-	}
-	if s := "[" + strings.Join(parts, " ") + "]"; s != want {
-		t.Errorf("got %s, want %s", s, want)
-	}
-	for _, bad := range []string{"", " , ", "a:b:c:d", ":x", "a,a"} {
-		if _, err := parseQueues(bad); err == nil {
-			t.Errorf("parseQueues(%q) accepted", bad)
-		}
-	}
-}

@@ -15,17 +15,17 @@ func replayCommand() *cli.Command {
 		Name:      "replay",
 		Usage:     "enqueue the request recorded in job manifests again",
 		ArgsUsage: "MANIFEST...",
-		Description: `Reads each manifest (a location: s3://bucket/_renderfarm/jobs/2026/11/22/<id>.json,
-file:///var/lib/renderfarm/jobs/..., or a local path) and publishes its request
-as a new renderfarm.render task; prints the new task ids. Output keys are the
-request's own, so a replay rewrites the same objects.
-   renderfarm replay --file-root /var/lib/renderfarm s3://media/_renderfarm/jobs/2026/11/22/5f0c….json`,
-		Flags: []cli.Flag{
+		Description: `Reads each manifest from the journal (a location under --journal, such as
+s3://media/_renderfarm/jobs/2026/11/22/<id>.json, or a local path there) and
+publishes its request as a new renderfarm.render task; prints the new task
+ids. Output keys are the request's own, so a replay rewrites the same objects.
+
+   renderfarm replay --journal s3://media/_renderfarm/jobs/ s3://media/_renderfarm/jobs/2026/11/22/5f0c….json`,
+		Flags: append(storageFlags(),
 			brokerFlag(),
-			&cli.StringFlag{Name: "queue", EnvVars: []string{"RENDERFARM_QUEUE"}, Value: "celery", Usage: "queue (and exchange and routing key) to publish to"},
-			&cli.StringFlag{Name: "file-root", EnvVars: []string{"RENDERFARM_FILE_ROOT"}, Usage: "colon-separated directories manifests may be read from"},
-			&cli.BoolFlag{Name: "s3-path-style", EnvVars: []string{"RENDERFARM_S3_PATH_STYLE"}, Usage: "path-style S3 URLs"},
-		},
+			queueFlag(),
+			logLevelFlag(),
+		),
 		Action: runReplay,
 	}
 }
@@ -34,18 +34,24 @@ func runReplay(c *cli.Context) error {
 	if c.Args().Len() == 0 {
 		return cli.Exit("name at least one manifest", 2)
 	}
-	scfg := storage.Config{S3PathStyle: c.Bool("s3-path-style")}
-	scfg.FileRoots = splitPaths(c.String("file-root"))
-	store, err := storage.New(c.Context, scfg)
+	log, err := newLogger(c.String("log-level"))
+	if err != nil {
+		return cli.Exit(err.Error(), 2)
+	}
+	qs, err := queues(c, "queue", true)
 	if err != nil {
 		return err
 	}
-	conn, err := broker.Dial(c.Context, broker.Config{URL: c.String("broker"), Name: "renderfarm replay"})
+	exchange, key := qs[0].Route()
+	_, journal, err := openStores(c, log, false)
+	if err != nil {
+		return err
+	}
+	conn, err := broker.Dial(c.Context, broker.Config{URL: c.String("broker"), Name: "renderfarm replay", Logger: log})
 	if err != nil {
 		return fmt.Errorf("connecting to the broker: %w", err)
 	}
 	defer conn.Close()
-	q := c.String("queue")
 	for _, arg := range c.Args().Slice() {
 		raw := arg
 		if !hasScheme(raw) {
@@ -55,7 +61,7 @@ func runReplay(c *cli.Context) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", arg, err)
 		}
-		data, err := store.Get(c.Context, loc, 16<<20)
+		data, err := journal.Get(c.Context, loc, 16<<20)
 		if err != nil {
 			return fmt.Errorf("%s: %w", arg, err)
 		}
@@ -63,7 +69,7 @@ func runReplay(c *cli.Context) error {
 		if err := json.Unmarshal(data, &m); err != nil || m.Request == nil {
 			return fmt.Errorf("%s: not a renderfarm job manifest", arg)
 		}
-		id, err := job.Enqueue(c.Context, conn, q, q, m.Request)
+		id, err := job.Enqueue(c.Context, conn.Publish, exchange, key, m.Request)
 		if err != nil {
 			return fmt.Errorf("%s: %w", arg, err)
 		}

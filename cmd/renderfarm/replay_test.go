@@ -35,7 +35,7 @@ func TestReplayEnqueuesTheRecordedRequest(t *testing.T) {
 	os.WriteFile(manifest, []byte(`{"task_id": "old-id", "status": "FAILURE", "attempts": 5,
 	  "request": {"source": "s3://uploads/a.jpg", "recipe": "gallery", "dest": "s3://renders/a/", "cache_control": "public"}}`), 0o644)
 
-	out, err := run(t, "replay", "--broker", url, "--file-root", dir, manifest)
+	out, err := run(t, "replay", "--broker", url, "--journal", "file://"+dir+"/", manifest)
 	if err != nil || !strings.Contains(out, "replayed old-id as ") {
 		t.Fatalf("replay: %v\n%s", err, out)
 	}

@@ -39,7 +39,7 @@ SIGTERM or SIGINT: stop accepting, finish requests in flight within
 			&cli.StringFlag{Name: "listen", EnvVars: []string{"RENDERFARM_LISTEN"}, Value: ":8080", Usage: "address to serve on"},
 			&cli.StringFlag{Name: "tokens", EnvVars: []string{"RENDERFARM_API_TOKENS"}, Usage: "comma-separated API tokens (at least 16 characters each)"},
 			&cli.StringFlag{Name: "tokens-file", EnvVars: []string{"RENDERFARM_API_TOKENS_FILE"}, Usage: "file of API tokens, one per line (# comments); read again on SIGHUP"},
-			&cli.StringFlag{Name: "queue", EnvVars: []string{"RENDERFARM_QUEUE"}, Value: "celery", Usage: "the workers' queue, NAME[:EXCHANGE[:ROUTING_KEY]] as their --queues"},
+			queueFlag(),
 			&cli.Float64Flag{Name: "rate", EnvVars: []string{"RENDERFARM_API_RATE"}, Value: 50, Usage: "requests per second per token, a batch counting each item (-1: no limit)"},
 			&cli.IntFlag{Name: "burst", EnvVars: []string{"RENDERFARM_API_BURST"}, Usage: "requests a token may send at once (default 2 x rate, at least --batch-max)"},
 			&cli.IntFlag{Name: "auth-failures", EnvVars: []string{"RENDERFARM_API_AUTH_FAILURES"}, Value: 60, Usage: "failed authentications per minute a client address may make before it gets 429 (-1: no limit)"},
@@ -69,11 +69,11 @@ func runWeb(c *cli.Context) error {
 	if err != nil {
 		return cli.Exit(err.Error(), 2)
 	}
-	queues, err := parseQueues(c.String("queue"))
-	if err != nil || len(queues) != 1 {
-		return cli.Exit("--queue: want one NAME[:EXCHANGE[:ROUTING_KEY]]", 2)
+	qs, err := queues(c, "queue", true)
+	if err != nil {
+		return err
 	}
-	q := withQueueFlags(c, queues[0])
+	q := qs[0]
 	maxBody, err := render.ParseBytes(c.String("max-body"))
 	if err != nil {
 		return cli.Exit(fmt.Sprintf("--max-body: %v", err), 2)
@@ -82,7 +82,7 @@ func runWeb(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	store, journalStore, err := openStores(c, log)
+	store, journalStore, err := openStores(c, log, true)
 	if err != nil {
 		return err
 	}

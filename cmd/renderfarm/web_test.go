@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"github.com/renderfarm/renderfarm/broker/celery"
 	"io"
 	"net/http"
 	"net/url"
@@ -14,7 +15,6 @@ import (
 
 	"github.com/renderfarm/renderfarm/broker"
 	"github.com/renderfarm/renderfarm/internal/testenv"
-	"github.com/renderfarm/renderfarm/worker"
 )
 
 // Settings that cannot work stop the command with a message rather than
@@ -37,7 +37,7 @@ func TestWebRefusesBadSettings(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	if err := conn.Declare(context.Background(), worker.QueueConfig{Name: "classic"}.Topology(worker.DefaultDeadLetter)); err != nil {
+	if err := conn.Declare(context.Background(), celery.Queue{Name: "classic"}.Topology(celery.DefaultDeadLetter)); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {

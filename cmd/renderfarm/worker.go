@@ -59,83 +59,12 @@ func renderJobs(c *cli.Context, t render.Tuning, hostname string, log *slog.Logg
 	if err != nil {
 		return nil, err
 	}
-	store, journal, err := openStores(c, log)
+	store, journal, err := openStores(c, log, true)
 	if err != nil {
 		return nil, err
 	}
 	return job.New(job.Config{Engine: engine, Store: store, JournalStore: journal, Recipes: recipes,
 		Journal: c.String("journal"), Hostname: hostname, Logger: log})
-}
-
-func splitPaths(s string) []string {
-	if s == "" {
-		return nil
-	}
-	return filepath.SplitList(s)
-}
-
-func hasScheme(s string) bool { return strings.Contains(s, "://") }
-
-func absPath(p string) string {
-	if a, err := filepath.Abs(p); err == nil {
-		return a
-	}
-	return p
-}
-
-func splitList(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
-// parseQueues reads --queues: NAME[:EXCHANGE[:ROUTING_KEY]], comma-separated,
-// the same three settings as a kombu Queue(name, Exchange(exchange),
-// routing_key=key) in the Celery app's task_queues.
-func parseQueues(s string) ([]worker.QueueConfig, error) {
-	var out []worker.QueueConfig
-	seen := map[string]bool{}
-	for _, spec := range strings.Split(s, ",") {
-		if spec = strings.TrimSpace(spec); spec == "" {
-			continue
-		}
-		parts := strings.Split(spec, ":")
-		if len(parts) > 3 || parts[0] == "" {
-			return nil, fmt.Errorf("--queues: %q: want NAME[:EXCHANGE[:ROUTING_KEY]]", spec)
-		}
-		q := worker.QueueConfig{Name: parts[0]}
-		if len(parts) > 1 {
-			q.Exchange = parts[1]
-		}
-		if len(parts) > 2 {
-			q.RoutingKey = parts[2]
-		}
-		if seen[q.Name] {
-			return nil, fmt.Errorf("--queues: %q is listed twice", q.Name)
-		}
-		seen[q.Name] = true
-		out = append(out, q)
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("--queues: name at least one queue")
-	}
-	return out, nil
-}
-
-func logLevelFlag() cli.Flag {
-	return &cli.StringFlag{Name: "log-level", EnvVars: []string{"RENDERFARM_LOG_LEVEL"}, Value: "info", Usage: "debug, info, warn or error"}
-}
-
-func newLogger(level string) (*slog.Logger, error) {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("--log-level: %w", err)
-	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l})), nil
 }
 
 func runWorker(c *cli.Context) error {
@@ -173,12 +102,8 @@ func runWorker(c *cli.Context) error {
 	default:
 		return cli.Exit("--acks must be late or early", 2)
 	}
-	queues, err := parseQueues(c.String("queues"))
-	if err != nil {
-		return cli.Exit(err.Error(), 2)
-	}
-	for _, q := range queues {
-		cfg.Queues = append(cfg.Queues, withQueueFlags(c, q))
+	if cfg.Queues, err = queues(c, "queues", false); err != nil {
+		return err
 	}
 	if dir := c.String("state-dir"); dir != "" {
 		cfg.RevokedFile = filepath.Join(dir, "revoked-"+strings.ReplaceAll(cfg.Hostname, "/", "_")+".tsv")
