@@ -192,14 +192,55 @@ func (s *Store) putFile(ctx context.Context, loc Location, data []byte) (PutResu
 		return PutResult{}, fileError(loc.Raw, err)
 	}
 	defer root.Close()
+	if err := writeAtomic(root, rel, data); err != nil {
+		var dirErr *dirInTheWay
+		if errors.As(err, &dirErr) {
+			return PutResult{}, newError(CodeInvalidArgument, loc.Raw, "a file is in the way of the directory", dirErr.err)
+		}
+		return PutResult{}, fileError(loc.Raw, err)
+	}
+	sum := sha256Hex(data)
+	return PutResult{ETag: `"` + sum + `"`, Size: int64(len(data)), SHA256: sum}, nil
+}
 
+// WriteFile writes data to path atomically and durably, as Put does for
+// file:// outputs, for commands that write local files outside any store
+// (renderfarm render --out).
+func WriteFile(path string, data []byte) error {
+	dir, name := filepath.Split(filepath.Clean(path))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	return writeAtomic(root, name, data)
+}
+
+// dirInTheWay is MkdirAll failing because a file stands where a directory
+// must go.
+type dirInTheWay struct{ err error }
+
+func (e *dirInTheWay) Error() string {
+	return "a file is in the way of the directory: " + e.err.Error()
+}
+func (e *dirInTheWay) Unwrap() error { return e.err }
+
+// writeAtomic writes rel under root: a temporary file in the target
+// directory, fsync, rename over the target, fsync of the directory.
+// Readers see the old content or the new one, never a prefix; after a
+// crash the target is whole or absent, and at worst a dot-prefixed
+// temporary file remains.
+func writeAtomic(root *os.Root, rel string, data []byte) error {
 	dir := filepath.Dir(rel)
 	if dir != "." {
 		if err := root.MkdirAll(dir, 0o755); err != nil {
 			if errors.Is(err, syscall.ENOTDIR) || errors.Is(err, syscall.EEXIST) {
-				return PutResult{}, newError(CodeInvalidArgument, loc.Raw, "a file is in the way of the directory", err)
+				return &dirInTheWay{err}
 			}
-			return PutResult{}, fileError(loc.Raw, err)
+			return err
 		}
 	}
 	var rnd [8]byte
@@ -207,7 +248,7 @@ func (s *Store) putFile(ctx context.Context, loc Location, data []byte) (PutResu
 	tmp := filepath.Join(dir, "."+filepath.Base(rel)+".tmp-"+hex.EncodeToString(rnd[:]))
 	f, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
-		return PutResult{}, fileError(loc.Raw, err)
+		return err
 	}
 	committed := false
 	defer func() {
@@ -217,23 +258,19 @@ func (s *Store) putFile(ctx context.Context, loc Location, data []byte) (PutResu
 		}
 	}()
 	if _, err := f.Write(data); err != nil {
-		return PutResult{}, fileError(loc.Raw, err)
+		return err
 	}
 	if err := f.Sync(); err != nil {
-		return PutResult{}, fileError(loc.Raw, err)
+		return err
 	}
 	if err := f.Close(); err != nil {
-		return PutResult{}, fileError(loc.Raw, err)
+		return err
 	}
 	if err := root.Rename(tmp, rel); err != nil {
-		return PutResult{}, fileError(loc.Raw, err)
+		return err
 	}
 	committed = true
-	if err := syncDir(root, dir); err != nil {
-		return PutResult{}, fileError(loc.Raw, err)
-	}
-	sum := sha256Hex(data)
-	return PutResult{ETag: `"` + sum + `"`, Size: int64(len(data)), SHA256: sum}, nil
+	return syncDir(root, dir)
 }
 
 // syncDir makes the rename itself durable. Filesystems that cannot fsync

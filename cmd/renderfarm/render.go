@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/renderfarm/renderfarm/render"
+	"github.com/renderfarm/renderfarm/storage"
 	"github.com/urfave/cli/v2"
 )
 
@@ -285,7 +286,7 @@ func renderOne(ctx context.Context, e *render.Engine, it renderItem, timeout tim
 	}
 	for _, o := range res.Outputs {
 		p := it.path(o.Key, o.Format)
-		if err := writeFileAtomic(p, o.Data); err != nil {
+		if err := storage.WriteFile(p, o.Data); err != nil {
 			return fail(err)
 		}
 		fr.Outputs = append(fr.Outputs, fileOutput{Path: p, Format: string(o.Format), Width: o.Width, Height: o.Height, Bytes: len(o.Data), Millis: o.Millis})
@@ -310,32 +311,6 @@ func readWatermarks(vs []render.Variant) (map[string][]byte, error) {
 		marks[v.Watermark.Image] = b
 	}
 	return marks, nil
-}
-
-// writeFileAtomic writes through a temporary file and a rename, so a reader
-// never sees half an image and a crash leaves no partial output.
-func writeFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, ".renderfarm-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(0o644); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
 }
 
 func printSummary(w io.Writer, results []fileResult) {
