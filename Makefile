@@ -39,24 +39,24 @@ fuzz:
 
 # Side by side with vipsthumbnail on real photos; prints medians and ratios.
 bench: build
-	bash scripts/bench.sh
+	bash tools/bench/bench.sh
 
 # The Go worker against a stock Celery 5.2 worker on no-op tasks, and
 # publish throughput with confirms.
 bench-worker: setup
-	bash scripts/bench-worker.sh
+	bash tools/bench/worker.sh
 
 # The render task end to end (RabbitMQ, one worker, versitygw) against the
 # in-process engine on the same photos.
 bench-e2e: build
-	bash scripts/bench-e2e.sh
+	bash tools/bench/e2e.sh
 
 # The web tier's enqueue rate (HTTP, 202 once confirmed) against raw amqp091-go publishing with confirms.
 bench-web: build
-	bash scripts/bench-web.sh
+	bash tools/bench/web.sh
 
 testdata:
-	$(GO) run ./testdata/gen -out testdata
+	$(GO) run ./tools/gendata -out testdata
 
 clean:
 	rm -rf bin out .cache/bench/out*

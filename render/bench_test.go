@@ -9,7 +9,7 @@ import (
 )
 
 // BenchmarkRender times the engine on one source at a time, for profiling
-// a pipeline change; scripts/bench.sh is the side-by-side comparison.
+// a pipeline change; tools/bench/bench.sh is the side-by-side comparison.
 // Set RENDERFARM_BENCH_DIR to a folder of photos (make bench fetches some
 // into .cache/bench); testdata/photo.jpg is used otherwise.
 func BenchmarkRender(b *testing.B) {

@@ -10,7 +10,7 @@
 #
 # Setup: RabbitMQ (scripts/rabbitmq.sh) with a vhost of its own, versitygw
 # on a free loopback port with random keys over a temp dir, buckets bench-src
-# and bench-out, the JPEG photos of the bench corpus (scripts/bench.sh
+# and bench-out, the JPEG photos of the bench corpus (tools/bench/bench.sh
 # fetches it) uploaded twice under distinct keys: 2 x 16 = 32 sources.
 # Each round, order alternating:
 #   engine  `renderfarm render --recipe default` of the same 32 files from
@@ -28,7 +28,7 @@
 # bench-out. Worker start-up is inside the e2e figure.
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT"
 
 CORES=$(nproc)
@@ -78,7 +78,7 @@ trap 'exit 143' TERM
 
 # ---- corpus ------------------------------------------------------------------
 CORPUS_DIR=.cache/bench/mate-backgrounds
-[[ -f $CORPUS_DIR/.unpacked ]] || die "no corpus in $CORPUS_DIR: run BENCH_QUICK=1 bash scripts/bench.sh once"
+[[ -f $CORPUS_DIR/.unpacked ]] || die "no corpus in $CORPUS_DIR: run BENCH_QUICK=1 bash tools/bench/bench.sh once"
 CORPUS=()
 while IFS= read -r -d '' f; do
   [[ $(vipsheader -f vips-loader "$f" 2>/dev/null) == jpegload ]] && CORPUS+=("$f")
@@ -97,9 +97,9 @@ for ((k = 0; k < COPIES; k++)); do
 done
 
 # ---- binaries ----------------------------------------------------------------
-log "building bin/renderfarm and scripts/benche2e"
+log "building bin/renderfarm and tools/bench/e2e"
 go build -o bin/renderfarm ./cmd/renderfarm || die "cannot build bin/renderfarm"
-go build -o "$WORK/benche2e" ./scripts/benche2e || die "cannot build scripts/benche2e"
+go build -o "$WORK/benche2e" ./tools/bench/e2e || die "cannot build tools/bench/e2e"
 RF=$ROOT/bin/renderfarm
 BE=$WORK/benche2e
 VGW=$(command -v versitygw || echo "$(go env GOPATH)/bin/versitygw")

@@ -2,7 +2,7 @@
 # bench.sh is `make bench`: renderfarm's render engine side by side with
 # libvips' own vipsthumbnail, in one run, on real photographs.
 #
-# Usage: scripts/bench.sh            (or `make bench`)
+# Usage: tools/bench/bench.sh            (or `make bench`)
 #   BENCH_ROUNDS=N   rounds, medians are quoted over them (default 5)
 #   BENCH_REPEAT=N   copies of the corpus per pass (default 4: a pass lasts
 #                    seconds, so process start-up and tail effects stay small)
@@ -19,7 +19,7 @@
 # outputs of a run are deleted when it ends.
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT"
 
 CORES=$(nproc)

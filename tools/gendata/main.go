@@ -1,10 +1,10 @@
-// Command gen regenerates the fixture images in testdata/ that the render
+// Command gendata regenerates the fixture images in testdata/ that the render
 // engine's tests decode. See testdata/README.md for what each file is for.
 //
-//	go run ./testdata/gen -out testdata   (or: make testdata)
+//	go run ./tools/gendata -out testdata   (or: make testdata)
 //
-// Go leaves directories named testdata out of ./..., so this program is in
-// no normal build of the module.
+// It lives outside testdata/ because Go leaves directories named testdata
+// out of ./..., and go vet should see it.
 //
 // Pixels are computed in Go from integer coordinates and a hand-written hash,
 // never from a random source or the clock, so two runs with the same Go,

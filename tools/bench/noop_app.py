@@ -1,4 +1,4 @@
-"""The stock Celery 5.2 side of scripts/bench-worker.sh.
+"""The stock Celery 5.2 side of tools/bench/worker.sh.
 
 A worker of this app runs renderfarm.noop, the same no-op task the Go worker
 registers, with late acks and Celery's default prefetch multiplier (4), so

@@ -1,5 +1,5 @@
-// Package benchkit holds what the benchmark drivers (scripts/benchpub,
-// scripts/benche2e, scripts/benchweb) share: reading a process's CPU time,
+// Package benchkit holds what the benchmark drivers (tools/bench/pub,
+// tools/bench/e2e, tools/bench/web) share: reading a process's CPU time,
 // stopping a worker's process group, asking RabbitMQ whether a queue has
 // settled, opening a plain AMQP channel, and quoting a log's tail in errors.
 package benchkit

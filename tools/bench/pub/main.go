@@ -1,4 +1,4 @@
-// Command benchpub is the Go side of scripts/bench-worker.sh: it publishes
+// Command benchpub is the Go side of tools/bench/worker.sh: it publishes
 // Celery task messages with publisher confirms through the repo's broker and
 // broker/celery packages, and it times a worker draining a queue.
 //
@@ -37,7 +37,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/renderfarm/renderfarm/scripts/internal/benchkit"
+	"github.com/renderfarm/renderfarm/tools/bench/kit"
 	"io"
 	"log/slog"
 	"os"

@@ -1,4 +1,4 @@
-// Command benche2e is the Go side of scripts/bench-e2e.sh: it talks to the
+// Command benche2e is the Go side of tools/bench/e2e.sh: it talks to the
 // local S3 (versitygw, configured from the AWS_* environment, path-style)
 // and to RabbitMQ through the repo's broker and broker/celery packages.
 //
@@ -32,7 +32,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/renderfarm/renderfarm/scripts/internal/benchkit"
+	"github.com/renderfarm/renderfarm/tools/bench/kit"
 	"log/slog"
 	"os"
 	"os/exec"

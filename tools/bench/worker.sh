@@ -3,7 +3,7 @@
 # Go worker against a stock Celery 5.2 worker (prefork), in one run on the
 # same RabbitMQ, plus the Go side's publish throughput with confirms.
 #
-# Usage: scripts/bench-worker.sh        (or `make bench-worker`)
+# Usage: tools/bench/worker.sh        (or `make bench-worker`)
 #   BENCH_ROUNDS=N        rounds; the table quotes medians over them (default 5)
 #   BENCH_QUICK=1         smoke run: 1 round of 3000 tasks
 #   BENCH_TASKS=N         tasks per pass (default 20000; quick 3000)
@@ -17,7 +17,7 @@
 #
 # Every round, in this order (the workers alternate who goes first):
 #   publish  N renderfarm.noop messages (Celery protocol 2, ignore_result, no
-#            reply_to, persistent) from Go (scripts/benchpub, through the
+#            reply_to, persistent) from Go (tools/bench/pub, through the
 #            repo's broker and broker/celery packages) into a durable queue
 #            with no consumer, P publishers each waiting for its confirm;
 #            encoding is timed too. The queue is purged afterwards.
@@ -25,7 +25,7 @@
 #            --acks late --prefetch 4C --events=false` starts, timed from its
 #            start until the queue is empty.
 #   python   the same with `celery -A noop_app worker -P prefork -c C` of
-#            Debian's python3-celery (scripts/bench/noop_app.py: acks_late,
+#            Debian's python3-celery (tools/bench/noop_app.py: acks_late,
 #            worker_prefetch_multiplier 4, so the same prefetch of 4C, events
 #            off, --without-gossip --without-mingle --without-heartbeat).
 #   bare     the same with `benchpub -mode consume`: a bare amqp091-go
@@ -50,7 +50,7 @@
 # draining does.
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT"
 
 CORES=$(nproc)
@@ -178,8 +178,8 @@ print("Python %d.%d.%d, celery %s, kombu %s, billiard %s, py-amqp %s" % (sys.ver
   die "$PY cannot import celery"
 [[ $PY_VERSIONS == *"celery 5.2."* ]] || log "warning: not Celery 5.2: $PY_VERSIONS"
 
-log "building scripts/benchpub"
-go build -o "$WORK/benchpub" ./scripts/benchpub || die "cannot build scripts/benchpub"
+log "building tools/bench/pub"
+go build -o "$WORK/benchpub" ./tools/bench/pub || die "cannot build tools/bench/pub"
 BP=$WORK/benchpub
 
 RF_NOTE=""
@@ -255,7 +255,7 @@ drain() {
   publish "$q" "$n"
   bpid=$(broker_pid)
   if [[ -n $bpid ]]; then pidarg=(-broker-pid "$bpid"); fi
-  run "$WORK/drain.json" env "PYTHONPATH=$ROOT/scripts/bench${PYTHONPATH:+:$PYTHONPATH}" \
+  run "$WORK/drain.json" env "PYTHONPATH=$ROOT/tools/bench${PYTHONPATH:+:$PYTHONPATH}" \
     "$BP" -mode drain-wait -url "$URL" -vhost "$VHOST" -queue "$q" -n "$n" \
     -stall-timeout "${STALL}s" -pidfile "$WORK/$w.pgid" -log "$WORK/$w.log" "${pidarg[@]}" \
     -- env "BENCH_WORKER_RUN=$RUN_ID" "${cmd[@]}" ||

@@ -4,7 +4,7 @@
 # raw amqp091-go publishing of the same task message with confirms, in one
 # run on the same RabbitMQ.
 #
-# Usage: scripts/bench-web.sh        (or `make bench-web`)
+# Usage: tools/bench/web.sh        (or `make bench-web`)
 #   BENCH_ROUNDS=N        rounds; the table quotes medians over them (default 5)
 #   BENCH_QUICK=1         smoke run: 1 round of 2000 requests
 #   BENCH_REQUESTS=N      requests (and publishes) per pass (default 20000)
@@ -21,13 +21,13 @@
 # (--rate -1: no per-token limit; --rate 0 is the default of 50 per second)
 # which declares bench.web as a Celery client does; /readyz must answer 200.
 # Nothing consumes the queue. Each round, order alternating:
-#   raw  scripts/benchweb -mode raw: one amqp091-go connection, one channel
+#   raw  tools/bench/web -mode raw: one amqp091-go connection, one channel
 #        in confirm mode, C goroutines each publishing a persistent
 #        renderfarm.render task (exchange bench.web, key bench.web,
 #        mandatory) and waiting for its own confirm; the message is what the
 #        web tier publishes for the request body (celery.Encode, a fresh id
 #        per message, encoding timed).
-#   web  scripts/benchweb -mode load: C keep-alive HTTP clients in a process
+#   web  tools/bench/web -mode load: C keep-alive HTTP clients in a process
 #        of their own POST the body with the token; anything but a 202 with
 #        an id fails the run.
 # Both passes first send W untimed requests (connections, the channel, the
@@ -44,7 +44,7 @@
 # tier (and waits for it).
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT"
 
 CORES=$(nproc)
@@ -123,8 +123,8 @@ if [[ -z ${BENCH_RENDERFARM:-} && -z ${MAKELEVEL:-} ]]; then
 fi
 [[ -x $RF ]] || die "no renderfarm binary at $RF"
 "$RF" web --help >/dev/null 2>&1 || die "$RF has no web command"
-log "building scripts/benchweb"
-go build -o "$WORK/benchweb" ./scripts/benchweb || die "cannot build scripts/benchweb"
+log "building tools/bench/web"
+go build -o "$WORK/benchweb" ./tools/bench/web || die "cannot build tools/bench/web"
 BW=$WORK/benchweb
 BODY=$WORK/body.json
 printf '%s\n' "$BODY_JSON" >"$BODY"

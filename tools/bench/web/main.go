@@ -1,4 +1,4 @@
-// Command benchweb is the Go side of scripts/bench-web.sh: the web tier's
+// Command benchweb is the Go side of tools/bench/web.sh: the web tier's
 // enqueue throughput (POST /v1/renders, 202 once the broker confirmed the
 // task) against raw amqp091-go publishing with confirms of the same task
 // message. Both passes run through one measuring loop (measure): C
@@ -61,7 +61,7 @@ import (
 	"github.com/google/uuid"
 	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/renderfarm/renderfarm/broker/celery"
-	"github.com/renderfarm/renderfarm/scripts/internal/benchkit"
+	"github.com/renderfarm/renderfarm/tools/bench/kit"
 )
 
 // taskName is job.TaskName, spelled out so the reference does not import
