@@ -1,13 +1,16 @@
 // Package broker is renderfarm's connection to RabbitMQ: one long-lived AMQP
 // connection per process that survives broker restarts and network loss.
 //
-// Everything a worker needs from the broker goes through a *Conn:
+// Everything the worker, the web tier and the CLI need from the broker goes
+// through a *Conn (Dial waits for the first connection; Open, for servers,
+// returns at once and connects in the background):
 //
 //   - Declare remembers the topology it declared and declares it again after
 //     every reconnect, because a restarted broker has lost every non-durable
 //     queue and exchange (Celery's pidbox among them).
 //   - Publish is mandatory and confirmed: it returns nil only once the broker
-//     has taken responsibility for the message. Anything less (unroutable,
+//     has taken responsibility for the message; PublishNow fails at once
+//     while disconnected instead of waiting for the reconnect. Anything less (unroutable,
 //     nacked, connection lost before the confirm) is a *PublishError, so a
 //     caller never mistakes "written to a socket" for "delivered".
 //   - Consume hands out deliveries on one Go channel that outlives reconnects.

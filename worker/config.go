@@ -45,7 +45,10 @@ type Config struct {
 	// worker's broker connection.
 	Results ResultBackend
 	Version string
-	Logger  *slog.Logger
+	// BrokerURL is the AMQP URL the worker's connection uses; celery
+	// inspect stats reports its host, port and vhost (never the password).
+	BrokerURL string
+	Logger    *slog.Logger
 }
 
 const (

@@ -229,7 +229,7 @@ func (s *ControlServer) stats() map[string]any {
 		"clock":          fmt.Sprint(rt.st.clock.forward()),
 		"uptime":         int(time.Since(rt.st.start).Seconds()),
 		"pool":           map[string]any{"implementation": "renderfarm:goroutines", "max-concurrency": rt.cfg.Concurrency, "processes": []int{os.Getpid()}, "max-tasks-per-child": "N/A", "put-guarded-by-semaphore": false, "timeouts": []int{0, 0}},
-		"broker":         map[string]any{"transport": "amqp", "hostname": "", "port": 5672, "virtual_host": "/", "insist": false, "ssl": false, "login_method": "PLAIN", "connect_timeout": 4, "heartbeat": 10.0},
+		"broker":         brokerStats(rt.cfg.BrokerURL),
 		"prefetch_count": rt.cfg.Prefetch,
 		"rusage": map[string]any{
 			"utime": tv(ru.Utime), "stime": tv(ru.Stime), "maxrss": ru.Maxrss, "ixrss": ru.Ixrss, "idrss": ru.Idrss,
@@ -299,4 +299,16 @@ func nilIfEmpty(m map[string]any) any {
 		return nil
 	}
 	return m
+}
+
+// brokerStats is stats' "broker" entry in kombu's shape, from the URL the
+// worker connected with; an unknown or unparsable URL reads as kombu's
+// defaults.
+func brokerStats(rawURL string) map[string]any {
+	u := amqp.URI{Scheme: "amqp", Host: "localhost", Port: 5672, Vhost: "/"}
+	if p, err := amqp.ParseURI(rawURL); err == nil {
+		u = p
+	}
+	return map[string]any{"transport": "amqp", "hostname": u.Host, "port": u.Port, "userid": u.Username, "virtual_host": u.Vhost,
+		"insist": false, "ssl": u.Scheme == "amqps", "login_method": "PLAIN", "connect_timeout": 4, "heartbeat": 10.0}
 }

@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
-
 )
 
 func TestRevokedSetPersistsAndBounds(t *testing.T) {
@@ -93,5 +93,27 @@ func TestLamportClock(t *testing.T) {
 	}
 	if got := c.adjust(3); got != 12 {
 		t.Errorf("adjust to an older clock = %d, want 12", got)
+	}
+}
+
+// celery inspect stats names the broker the worker really uses.
+func TestBrokerStats(t *testing.T) {
+	for _, tc := range []struct {
+		url, host, vhost string
+		port             int
+		ssl              bool
+	}{
+		{"amqp://render:secret@mq.internal:5673/farm", "mq.internal", "farm", 5673, false},
+		{"amqps://u:p@mq.example.com/", "mq.example.com", "/", 5671, true},
+		{"amqp://guest:guest@127.0.0.1:5672//", "127.0.0.1", "/", 5672, false},
+		{"", "localhost", "/", 5672, false},
+	} {
+		got := brokerStats(tc.url)
+		if got["hostname"] != tc.host || got["port"] != tc.port || got["virtual_host"] != tc.vhost || got["ssl"] != tc.ssl {
+			t.Errorf("%s: %v", tc.url, got)
+		}
+		if strings.Contains(fmt.Sprint(got), "secret") {
+			t.Errorf("%s: the password shows: %v", tc.url, got)
+		}
 	}
 }

@@ -1,6 +1,8 @@
-// Command renderfarm is the render farm's one binary: the render engine's
-// CLI, its host tuning report, and (as the farm grows) the worker and the
-// web tier.
+// Command renderfarm is the render farm's one binary, one command per
+// role: worker (the Celery-compatible render worker), web (the HTTP tier
+// that enqueues renders), replay (an engineer's re-run of a recorded job),
+// and render and tune (the engine on local files, and what it makes of
+// this host). The flags the commands share are defined once, in flags.go.
 package main
 
 import (

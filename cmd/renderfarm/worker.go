@@ -87,6 +87,7 @@ func runWorker(c *cli.Context) error {
 		MaxRedeliveries:    c.Int("max-redeliveries"),
 		DeadLetterExchange: c.String("dead-letter-exchange"),
 		Version:            version,
+		BrokerURL:          c.String("broker"),
 		Logger:             log,
 	}
 	if cfg.Concurrency == 0 {
