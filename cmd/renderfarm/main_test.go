@@ -18,7 +18,7 @@ func run(t *testing.T, args ...string) (string, error) {
 	var out bytes.Buffer
 	app := newApp()
 	app.Writer, app.ErrWriter = &out, &out
-	err := app.Run(append([]string{"renderfarm"}, args...))
+	err := app.Run(flagsFirst(app, append([]string{"renderfarm"}, args...)))
 	return out.String(), err
 }
 
@@ -49,8 +49,39 @@ func TestRenderRecipeNamesOutputsAndSummarises(t *testing.T) {
 			t.Errorf("summary lacks %q:\n%s", want, out)
 		}
 	}
-	if leftovers, _ := filepath.Glob(filepath.Join(dir, ".renderfarm-*")); len(leftovers) > 0 {
+	if leftovers, _ := filepath.Glob(filepath.Join(dir, ".*")); len(leftovers) > 0 {
 		t.Errorf("temporary files left behind: %v", leftovers)
+	}
+}
+
+// Flags may follow the files, as in most CLIs: both orders write the same.
+func TestFlagsAfterArguments(t *testing.T) {
+	first, after := t.TempDir(), t.TempDir()
+	if out, err := run(t, "render", "--recipe", "default", "--out", first, "../../testdata/photo.jpg"); err != nil {
+		t.Fatalf("flags first: %v\n%s", err, out)
+	}
+	if out, err := run(t, "render", "../../testdata/photo.jpg", "--recipe", "default", "--out="+after); err != nil {
+		t.Fatalf("flags after: %v\n%s", err, out)
+	}
+	for _, name := range []string{"photo_thumb.jpg", "photo_medium.jpg", "photo_large.jpg"} {
+		a, errA := os.ReadFile(filepath.Join(first, name))
+		b, errB := os.ReadFile(filepath.Join(after, name))
+		if errA != nil || errB != nil || !bytes.Equal(a, b) {
+			t.Errorf("%s differs between the two orders (%v, %v)", name, errA, errB)
+		}
+	}
+	app := newApp()
+	for _, tc := range []struct{ in, want string }{
+		{"renderfarm render a.jpg --recipe gallery --out o", "renderfarm render --recipe gallery --out o a.jpg"},
+		{"renderfarm worker --events=false -c 2", "renderfarm worker --events=false -c 2"},
+		{"renderfarm render a.jpg --help", "renderfarm render --help a.jpg"},
+		{"renderfarm replay m1 --no-such m2", "renderfarm replay --no-such m1 m2"}, // left for urfave/cli to refuse
+		{"renderfarm render -- --odd-name.jpg --out o", "renderfarm render -- --odd-name.jpg --out o"},
+		{"renderfarm --version", "renderfarm --version"},
+	} {
+		if got := strings.Join(flagsFirst(app, strings.Fields(tc.in)), " "); got != tc.want {
+			t.Errorf("%q: got %q, want %q", tc.in, got, tc.want)
+		}
 	}
 }
 
