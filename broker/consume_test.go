@@ -111,7 +111,7 @@ func TestConsumerResubscribesAfterBrokerCancel(t *testing.T) {
 
 	// Deleting the queue behind the Conn's back makes the broker cancel the
 	// consumer (basic.cancel) while the connection stays up.
-	testenv.RabbitMQCtl(t, "delete_queue", "-p", vhostOf(t, u), "volatile")
+	testenv.RabbitMQCtl(t, "delete_queue", "-p", testenv.Vhost(t, u), "volatile")
 	expectNone(t, deliveries, 300*time.Millisecond) // the Go channel stays open
 	mustDeclare(t, c, q)
 	// The consumer comes back by itself (with backoff) once the queue exists.

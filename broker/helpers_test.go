@@ -3,7 +3,6 @@ package broker
 import (
 	"context"
 	"log/slog"
-	"net/url"
 	"runtime"
 	"strconv"
 	"strings"
@@ -69,22 +68,13 @@ func testCtx(t testing.TB, d time.Duration) context.Context {
 	return ctx
 }
 
-func vhostOf(t testing.TB, amqpURL string) string {
-	t.Helper()
-	u, err := url.Parse(amqpURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return strings.TrimPrefix(u.Path, "/")
-}
-
 type queueCounts struct{ ready, unacked int }
 
 // queueStats asks the broker itself (rabbitmqctl), independent of the code
 // under test.
 func queueStats(t testing.TB, amqpURL string) map[string]queueCounts {
 	t.Helper()
-	out := testenv.RabbitMQCtl(t, "list_queues", "-p", vhostOf(t, amqpURL), "--no-table-headers",
+	out := testenv.RabbitMQCtl(t, "list_queues", "-p", testenv.Vhost(t, amqpURL), "--no-table-headers",
 		"name", "messages_ready", "messages_unacknowledged")
 	stats := map[string]queueCounts{}
 	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {

@@ -31,7 +31,7 @@ func TestWebTier(t *testing.T) {
 	base := st.url
 
 	t.Run("a posted render reaches the worker and GET shows its outputs", func(t *testing.T) {
-		src := st.upload(t, "uploads", "u/photo.jpg", testdata(t, "photo.jpg"))
+		src := st.upload(t, "uploads", "u/photo.jpg", testenv.Testdata(t, "photo.jpg"))
 		a := call(t, "POST", base+"/v1/renders", bearer(token), mustJSON(map[string]any{
 			"source": src,
 			"outputs": []map[string]any{
@@ -95,7 +95,7 @@ func TestWebTier(t *testing.T) {
 	})
 
 	t.Run("a failed render shows its error", func(t *testing.T) {
-		src := st.upload(t, "uploads", "u/corrupt.png", testdata(t, "corrupt.png"))
+		src := st.upload(t, "uploads", "u/corrupt.png", testenv.Testdata(t, "corrupt.png"))
 		a := call(t, "POST", base+"/v1/renders", bearer(token), mustJSON(map[string]any{
 			"source": src, "recipe": "default", "dest": "s3://renders/corrupt/"}))
 		if a.status != http.StatusAccepted {

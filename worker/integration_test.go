@@ -167,7 +167,7 @@ func TestCountdownIsParkedNotHeld(t *testing.T) {
 	}
 	// The wait was spent in a delay queue, so the worker held no unacked
 	// delivery long enough to meet RabbitMQ's consumer_timeout.
-	list := testenv.RabbitMQCtl(t, "list_queues", "-p", vhostOf(tw.url), "name", "messages")
+	list := testenv.RabbitMQCtl(t, "list_queues", "-p", testenv.Vhost(t, tw.url), "name", "messages")
 	if !strings.Contains(list, "renderfarm.delay.celery.1s") {
 		t.Errorf("no delay queue declared:\n%s", list)
 	}
@@ -333,11 +333,6 @@ func TestMalformedMessagesAreDeadLettered(t *testing.T) {
 			t.Errorf("%s dead-lettered with reason %q, want it to mention %q", id, reasons[id], want)
 		}
 	}
-}
-
-func vhostOf(url string) string {
-	i := strings.LastIndex(url, "/")
-	return url[i+1:]
 }
 
 // The README's Python example runs unchanged against a Go worker.

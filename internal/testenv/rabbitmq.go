@@ -251,3 +251,14 @@ func repoRoot() (string, error) {
 		dir = parent
 	}
 }
+
+// Vhost is the vhost of an AMQP URL that RabbitMQ returned, for
+// rabbitmqctl's -p.
+func Vhost(t testing.TB, amqpURL string) string {
+	t.Helper()
+	u, err := url.Parse(amqpURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimPrefix(u.Path, "/")
+}

@@ -156,3 +156,17 @@ func (b *lockedBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// Testdata reads a file of the repository's testdata/ corpus.
+func Testdata(t testing.TB, name string) []byte {
+	t.Helper()
+	root, err := repoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(root, "testdata", name))
+	if err != nil {
+		t.Fatalf("testenv: %v (regenerate with `make testdata`)", err)
+	}
+	return b
+}
