@@ -313,6 +313,10 @@ func (c *Consumer) waitETA(r *request, stopping <-chan struct{}) bool {
 		c.rt.st.move(r, c.rt.st.scheduled, nil)
 		c.giveBack(r)
 		return false
+	case <-r.d.Lost():
+		c.rt.st.move(r, c.rt.st.scheduled, nil)
+		c.dropStale(r.d, r.msg)
+		return false
 	}
 }
 

@@ -1,0 +1,83 @@
+package worker
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/renderfarm/renderfarm/internal/testenv"
+)
+
+// executions counts how often each task id started.
+type executions struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (e *executions) add(id string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.n[id]++
+}
+
+func (e *executions) counts() (distinct, total int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, n := range e.n {
+		distinct++
+		total += n
+	}
+	return distinct, total
+}
+
+// Deliveries prefetched before a connection loss were requeued by the
+// broker when it lost the connection; the worker must drop them, not run
+// them as slots free up (they would all run again after the reconnect).
+// Only the task running at the moment of the loss may run twice: its ack
+// can no longer be sent.
+func TestPrefetchedDeliveriesDieWithTheirConnection(t *testing.T) {
+	url, outage := testenv.RabbitMQOutage(t)
+	const tasks, concurrency = 8, 1
+	ex := &executions{n: map[string]int{}}
+	tw := startWorkerWith(t, url, func(c *Config) { c.Concurrency = concurrency; c.Prefetch = 4 }, func(r *Registry) {
+		r.Register("renderfarm.test.counted_sleep", func(ctx context.Context, task *Task) (any, error) {
+			ex.add(task.ID)
+			select {
+			case <-time.After(time.Second):
+				return nil, nil
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}, TaskOptions{})
+	})
+	for i := range tasks {
+		publishTask(t, tw.conn, fmt.Sprintf("outage-%d", i), "renderfarm.test.counted_sleep")
+	}
+	waitActive(t, tw.w, 1)
+	// The worker holds one running task and up to three prefetched ones.
+	outage.Cut()
+	time.Sleep(2500 * time.Millisecond) // the running task finishes into the outage
+	outage.Restore()
+
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		if d, _ := ex.counts(); d == tasks {
+			break
+		}
+		if time.Now().After(deadline) {
+			d, n := ex.counts()
+			t.Fatalf("after the outage only %d of %d tasks ran (%d executions)", d, tasks, n)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// Let anything still queued or held come out before counting.
+	waitActive(t, tw.w, 0)
+	time.Sleep(2 * time.Second)
+	_, total := ex.counts()
+	t.Logf("%d tasks, %d executions", tasks, total)
+	if total > tasks+concurrency {
+		t.Errorf("%d executions for %d tasks: more than the %d running at the loss ran twice", total, tasks, concurrency)
+	}
+}
