@@ -32,6 +32,14 @@ import (
 // GetVersioned is Get that also returns the version of what it read, for
 // PutIfVersion.
 func (s *Store) GetVersioned(ctx context.Context, loc Location, maxBytes int64) (data []byte, version string, err error) {
+	data, version, err = s.getVersioned(ctx, loc, maxBytes)
+	if !errors.Is(err, ErrNotFound) { // absent is an answer here, not a failure
+		s.cfg.Metrics.failed("get", loc, err)
+	}
+	return data, version, err
+}
+
+func (s *Store) getVersioned(ctx context.Context, loc Location, maxBytes int64) (data []byte, version string, err error) {
 	if maxBytes <= 0 {
 		maxBytes = DefaultMaxBytes
 	}
@@ -55,6 +63,14 @@ func (s *Store) GetVersioned(ctx context.Context, loc Location, maxBytes int64) 
 // version (as GetVersioned returned it), or still absent when version is
 // "". Otherwise it returns ErrConflict and writes nothing.
 func (s *Store) PutIfVersion(ctx context.Context, loc Location, data []byte, opts PutOptions, version string) (PutResult, error) {
+	res, err := s.putIfVersion(ctx, loc, data, opts, version)
+	if !errors.Is(err, ErrConflict) { // a lost race is an answer, not a failure
+		s.cfg.Metrics.failed("put", loc, err)
+	}
+	return res, err
+}
+
+func (s *Store) putIfVersion(ctx context.Context, loc Location, data []byte, opts PutOptions, version string) (PutResult, error) {
 	if err := s.Check(loc); err != nil {
 		return PutResult{}, err
 	}

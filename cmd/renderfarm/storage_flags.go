@@ -25,9 +25,9 @@ func storageFlags() []cli.Flag {
 
 // openStores builds the jobs' store and the journal's. The journal gets a
 // store of its own, rooted at the journal when it is local, so requests
-// cannot write into it through --file-root.
-func openStores(c *cli.Context, log *slog.Logger) (store, journal *storage.Store, err error) {
-	scfg := storage.Config{S3PathStyle: c.Bool("s3-path-style"), Logger: log}
+// cannot write into it through --file-root. Both count their failures in m.
+func openStores(c *cli.Context, log *slog.Logger, m *storage.Metrics) (store, journal *storage.Store, err error) {
+	scfg := storage.Config{S3PathStyle: c.Bool("s3-path-style"), Logger: log, Metrics: m}
 	scfg.FileRoots = splitPaths(c.String("file-root"))
 	scfg.AllowedBuckets = splitList(c.String("buckets"))
 	scfg.HTTPAllow = splitList(c.String("http-allow"))

@@ -15,7 +15,9 @@ import (
 
 	"github.com/renderfarm/renderfarm/broker"
 	"github.com/renderfarm/renderfarm/job"
+	"github.com/renderfarm/renderfarm/metrics"
 	"github.com/renderfarm/renderfarm/render"
+	"github.com/renderfarm/renderfarm/storage"
 	"github.com/renderfarm/renderfarm/web"
 	"github.com/urfave/cli/v2"
 )
@@ -80,7 +82,8 @@ func runWeb(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	store, journalStore, err := openStores(c, log)
+	registry := metrics.NewRegistry()
+	store, journalStore, err := openStores(c, log, storage.NewMetrics(registry))
 	if err != nil {
 		return err
 	}
@@ -121,7 +124,7 @@ func runWeb(c *cli.Context) error {
 		MaxBody: maxBody, BatchMax: c.Int("batch-max"),
 		RequestTimeout: c.Duration("request-timeout"), IdempotencyWindow: c.Duration("idempotency-window"),
 		RecentRenders: c.Int("recent"), PresignTTL: c.Duration("presign-ttl"),
-		Logger: log,
+		Registry: registry, Logger: log,
 	})
 	if err != nil {
 		return cli.Exit(err.Error(), 2)
