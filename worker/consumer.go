@@ -161,7 +161,11 @@ func (c *Consumer) handle(d *broker.Delivery, q QueueConfig, stopping <-chan str
 		c.dropStale(d, msg)
 		return
 	}
-	defer func() { <-c.slots }()
+	// The slot is the render admission: run gives it back as soon as the
+	// handler returns, before storing the result and settling, which wait
+	// on the broker.
+	release := sync.OnceFunc(func() { <-c.slots })
+	defer release()
 	// The channel may have died while this waited for a slot (select
 	// picks at random when both are ready): the broker has requeued the
 	// message, so running it here would run it twice.
@@ -174,7 +178,7 @@ func (c *Consumer) handle(d *broker.Delivery, q QueueConfig, stopping <-chan str
 		rt.st.move(r, rt.st.reserved, nil)
 		return
 	}
-	c.run(r, reg)
+	c.run(r, reg, release)
 }
 
 // dropStale forgets a delivery whose channel died before its task started.

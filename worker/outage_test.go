@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/renderfarm/renderfarm/broker/celery"
 	"github.com/renderfarm/renderfarm/internal/testenv"
 )
 
@@ -20,6 +21,22 @@ func (e *executions) add(id string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.n[id]++
+}
+
+// register adds renderfarm.test.counted_sleep, which counts its runs and
+// sleeps for d.
+func (e *executions) register(d time.Duration) func(*Registry) {
+	return func(r *Registry) {
+		r.Register("renderfarm.test.counted_sleep", func(ctx context.Context, task *Task) (any, error) {
+			e.add(task.ID)
+			select {
+			case <-time.After(d):
+				return nil, nil
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}, TaskOptions{})
+	}
 }
 
 func (e *executions) counts() (distinct, total int) {
@@ -41,17 +58,7 @@ func TestPrefetchedDeliveriesDieWithTheirConnection(t *testing.T) {
 	url, outage := testenv.RabbitMQOutage(t)
 	const tasks, concurrency = 8, 1
 	ex := &executions{n: map[string]int{}}
-	tw := startWorkerWith(t, url, func(c *Config) { c.Concurrency = concurrency; c.Prefetch = 4 }, func(r *Registry) {
-		r.Register("renderfarm.test.counted_sleep", func(ctx context.Context, task *Task) (any, error) {
-			ex.add(task.ID)
-			select {
-			case <-time.After(time.Second):
-				return nil, nil
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			}
-		}, TaskOptions{})
-	})
+	tw := startWorkerWith(t, url, func(c *Config) { c.Concurrency = concurrency; c.Prefetch = 4 }, ex.register(time.Second))
 	for i := range tasks {
 		publishTask(t, tw.conn, fmt.Sprintf("outage-%d", i), "renderfarm.test.counted_sleep")
 	}
@@ -79,5 +86,38 @@ func TestPrefetchedDeliveriesDieWithTheirConnection(t *testing.T) {
 	t.Logf("%d tasks, %d executions", tasks, total)
 	if total > tasks+concurrency {
 		t.Errorf("%d executions for %d tasks: more than the %d running at the loss ran twice", total, tasks, concurrency)
+	}
+}
+
+// A task that finishes while the broker is unreachable must not keep its
+// slot while its result waits for the broker: the slot is the render
+// admission, and the result of a delivery that died is stored by the
+// task's next run anyway.
+func TestResultStoreDuringAnOutageFreesTheSlot(t *testing.T) {
+	url, outage := testenv.RabbitMQOutage(t)
+	ex := &executions{n: map[string]int{}}
+	tw := startWorkerWith(t, url, func(c *Config) { c.Concurrency = 1; c.Prefetch = 1 }, ex.register(1500*time.Millisecond))
+	// A result is wanted: the RPC backend publishes it to reply_to.
+	pub, err := celery.Encode(&celery.Message{ID: "result-in-outage", Task: "renderfarm.test.counted_sleep", ReplyTo: "result-in-outage-replies"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tw.conn.Publish(context.Background(), "celery", "celery", pub); err != nil {
+		t.Fatal(err)
+	}
+	waitActive(t, tw.w, 1)
+	outage.Cut()
+	defer outage.Restore()
+	// The handler ends about 1.5 s after it started; the broker stays
+	// unreachable for 8 s, and the slot must be free well before that.
+	deadline := time.Now().Add(6 * time.Second)
+	for len(tw.w.consumer.slots) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the slot is still held while the result waits for the broker")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if _, n := ex.counts(); n != 1 {
+		t.Fatalf("%d executions before the slot came free, want 1", n)
 	}
 }
