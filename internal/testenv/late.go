@@ -90,12 +90,32 @@ type Outage struct {
 func RabbitMQOutage(t testing.TB) (amqpURL string, o *Outage) {
 	t.Helper()
 	u, ln := vhostBehindPort(t)
-	o = &Outage{t: t, addr: ln.Addr().String(), target: u.Host, conns: map[net.Conn]struct{}{}}
-	o.serve(ln)
-	t.Cleanup(o.Cut)
+	o = outageOn(t, ln, u.Host)
 	u.Host = o.addr
 	return u.String(), o
 }
+
+// NewOutage puts an Outage, up, in front of target (host:port on
+// loopback): for an S3 server or a private broker node. Addr is where
+// clients connect instead.
+func NewOutage(t testing.TB, target string) *Outage {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return outageOn(t, ln, target)
+}
+
+func outageOn(t testing.TB, ln net.Listener, target string) *Outage {
+	o := &Outage{t: t, addr: ln.Addr().String(), target: target, conns: map[net.Conn]struct{}{}}
+	o.serve(ln)
+	t.Cleanup(o.Cut)
+	return o
+}
+
+// Addr is the proxy's host:port.
+func (o *Outage) Addr() string { return o.addr }
 
 // Cut refuses new connections and closes every open one.
 func (o *Outage) Cut() {
