@@ -121,3 +121,45 @@ func TestResultStoreDuringAnOutageFreesTheSlot(t *testing.T) {
 		t.Fatalf("%d executions before the slot came free, want 1", n)
 	}
 }
+
+// A task whose channel died while it ran must not also schedule its own
+// retry: the broker redelivers the original, and a retry would be a
+// second copy of the task.
+func TestNoRetryFromADeadDelivery(t *testing.T) {
+	url, outage := testenv.RabbitMQOutage(t)
+	ex := &executions{n: map[string]int{}}
+	var first sync.Once
+	tw := startWorkerWith(t, url, func(c *Config) { c.Concurrency = 1; c.Prefetch = 1 }, func(r *Registry) {
+		r.Register("renderfarm.test.retry_once", func(ctx context.Context, task *Task) (any, error) {
+			ex.add(task.ID)
+			retry := false
+			first.Do(func() { retry = true })
+			time.Sleep(1500 * time.Millisecond)
+			if retry {
+				maxRetries := 3
+				return nil, &Retry{Err: Errorf("ConnectionError", "transient"), Countdown: 100 * time.Millisecond, MaxRetries: &maxRetries}
+			}
+			return nil, nil
+		}, TaskOptions{})
+	})
+	publishTask(t, tw.conn, "retry-in-outage", "renderfarm.test.retry_once")
+	waitActive(t, tw.w, 1)
+	outage.Cut()
+	time.Sleep(3 * time.Second) // the handler asks for its retry during the outage
+	outage.Restore()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if _, n := ex.counts(); n >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the task never ran again after the outage")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	waitActive(t, tw.w, 0)
+	time.Sleep(3 * time.Second) // room for a retry copy to show up
+	if _, n := ex.counts(); n != 2 {
+		t.Errorf("%d executions: want the interrupted one and the redelivery, no retry copy", n)
+	}
+}

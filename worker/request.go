@@ -224,6 +224,12 @@ func (c *Consumer) retry(r *request, rt *Retry, defaultMax int) {
 		c.recordFailure(r, cause)
 		return
 	}
+	if !r.acked && r.d.Stale() {
+		// The broker already holds the original again and redelivers it:
+		// a retry published now would make the task run twice.
+		c.rt.log.Info("retry not scheduled: the delivery's channel closed and the broker redelivers the task", "id", msg.ID)
+		return
+	}
 	next := *msg
 	next.Retries++
 	eta := time.Now().Add(rt.Countdown).UTC()
