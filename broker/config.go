@@ -13,10 +13,18 @@ const DefaultURL = "amqp://guest:guest@127.0.0.1:5672//"
 
 // Config configures a Conn. The zero value of every field means its default.
 type Config struct {
-	URL            string        // amqp URL with vhost; default DefaultURL
-	Heartbeat      time.Duration // default 10s
-	ReconnectMin   time.Duration // first backoff, default 100ms
-	ReconnectMax   time.Duration // backoff cap, default 30s (exponential with full jitter)
+	URL          string        // amqp URL with vhost; default DefaultURL
+	Heartbeat    time.Duration // default 10s
+	ReconnectMin time.Duration // first backoff, default 100ms
+	ReconnectMax time.Duration // backoff cap after failed handshakes, default 30s (exponential with full jitter)
+	// ReconnectPoll is the longest wait between attempts while the
+	// broker's port refuses or drops TCP connections (default 1s; each
+	// wait is jittered within [ReconnectPoll/2, ReconnectPoll]). A refused
+	// connect costs the broker nothing, so polling it often is polite, and
+	// it brings the Conn back within about ReconnectPoll of the broker's
+	// return; only handshakes, which cost the broker a connection, back
+	// off up to ReconnectMax.
+	ReconnectPoll  time.Duration
 	PublishTimeout time.Duration // how long Publish waits for a confirm, default 10s
 	Name           string        // connection_name client property (shows in the management UI)
 	Logger         *slog.Logger  // nil means slog.Default()
@@ -49,6 +57,9 @@ func (c Config) withDefaults() Config {
 	if c.ReconnectMax < c.ReconnectMin {
 		c.ReconnectMax = c.ReconnectMin
 	}
+	if c.ReconnectPoll <= 0 {
+		c.ReconnectPoll = time.Second
+	}
 	if c.PublishTimeout <= 0 {
 		c.PublishTimeout = 10 * time.Second
 	}
@@ -73,6 +84,27 @@ func backoff(lo, hi time.Duration, attempt int) time.Duration {
 		}
 	}
 	return rand.N(ceil + 1)
+}
+
+// pacer spaces the connection attempts of one outage (see
+// Config.ReconnectPoll): polls while the TCP connect fails, exponential
+// backoff counted over the attempts that got a TCP connection but no usable
+// AMQP connection.
+type pacer struct {
+	cfg       Config
+	handshake int // failed attempts that reached the broker
+}
+
+// next is the wait after a failed attempt; reached says whether that
+// attempt got a TCP connection.
+func (p *pacer) next(reached bool) time.Duration {
+	if reached {
+		d := backoff(p.cfg.ReconnectMin, p.cfg.ReconnectMax, p.handshake)
+		p.handshake++
+		return d
+	}
+	half := p.cfg.ReconnectPoll / 2
+	return half + rand.N(p.cfg.ReconnectPoll-half+1)
 }
 
 // sleepCtx waits for d or until ctx ends, whichever is first.

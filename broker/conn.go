@@ -178,8 +178,9 @@ func newConn(cfg Config) (*Conn, error) {
 func (c *Conn) connectFirst(ctx context.Context) (*session, error) {
 	var warned bool
 	var lastErr error // the last real failure, not the ctx ending mid-attempt
+	pace := pacer{cfg: c.cfg}
 	for attempt := 0; ; attempt++ {
-		conn, err := c.dialOnce(ctx)
+		conn, reached, err := c.dialOnce(ctx)
 		if err == nil {
 			s := c.newSession(conn, 1)
 			if err = c.declareFirst(s); err == nil {
@@ -206,7 +207,7 @@ func (c *Conn) connectFirst(ctx context.Context) (*session, error) {
 		} else {
 			c.log.Debug("broker: dial attempt failed", "attempt", attempt+1, "err", err)
 		}
-		if serr := sleepCtx(ctx, backoff(c.cfg.ReconnectMin, c.cfg.ReconnectMax, attempt)); serr != nil {
+		if serr := sleepCtx(ctx, pace.next(reached)); serr != nil {
 			return nil, dialCtxError(c.cfg.URL, serr, lastErr)
 		}
 	}
@@ -230,8 +231,9 @@ func isFatalDialError(err error) bool {
 
 // dialOnce makes one connection attempt that ctx can abort at any point.
 // amqp091-go's handshake does not take a context, so cancellation is applied
-// as a socket deadline.
-func (c *Conn) dialOnce(ctx context.Context) (*amqp.Connection, error) {
+// as a socket deadline. reached reports whether the TCP connection was
+// made, which is what a failed attempt cost the broker (see pacer).
+func (c *Conn) dialOnce(ctx context.Context) (conn *amqp.Connection, reached bool, err error) {
 	var (
 		mu      sync.Mutex
 		netConn net.Conn
@@ -265,8 +267,11 @@ func (c *Conn) dialOnce(ctx context.Context) (*amqp.Connection, error) {
 			_ = netConn.SetDeadline(time.Unix(1, 0))
 		}
 	})
-	conn, err := amqp.DialConfig(c.cfg.URL, acfg)
+	conn, err = amqp.DialConfig(c.cfg.URL, acfg)
 	stop()
+	mu.Lock()
+	reached = netConn != nil
+	mu.Unlock()
 	if err != nil {
 		// A failed handshake leaves amqp091-go's reader goroutine on an open
 		// socket; closing it is what lets that goroutine exit.
@@ -276,15 +281,15 @@ func (c *Conn) dialOnce(ctx context.Context) (*amqp.Connection, error) {
 		}
 		mu.Unlock()
 		if ctx.Err() != nil {
-			return nil, ctx.Err()
+			return nil, reached, ctx.Err()
 		}
-		return nil, err
+		return nil, reached, err
 	}
 	if ctx.Err() != nil {
 		_ = conn.Close()
-		return nil, ctx.Err()
+		return nil, reached, ctx.Err()
 	}
-	return conn, nil
+	return conn, reached, nil
 }
 
 func (c *Conn) newSession(conn *amqp.Connection, gen uint64) *session {
@@ -472,16 +477,21 @@ func (c *Conn) shutdownSession(s *session) {
 // remembered topology and installs the new session. Attempts log at debug:
 // the loss and the recovery are each logged once by supervise.
 func (c *Conn) reconnect(gen uint64) (*session, int, error) {
+	pace := pacer{cfg: c.cfg}
+	// A short first wait: a broker restart closes every client at once,
+	// and they should not all come back in the same millisecond.
+	wait := backoff(c.cfg.ReconnectMin, c.cfg.ReconnectMax, 0)
 	for attempt := 0; ; attempt++ {
-		if err := sleepCtx(c.ctx, backoff(c.cfg.ReconnectMin, c.cfg.ReconnectMax, attempt)); err != nil {
+		if err := sleepCtx(c.ctx, wait); err != nil {
 			return nil, attempt, err
 		}
-		conn, err := c.dialOnce(c.ctx)
+		conn, reached, err := c.dialOnce(c.ctx)
 		if err != nil {
 			if c.ctx.Err() != nil {
 				return nil, attempt + 1, c.ctx.Err()
 			}
 			c.log.Debug("broker: reconnect attempt failed", "attempt", attempt+1, "err", err)
+			wait = pace.next(reached)
 			continue
 		}
 		s := c.newSession(conn, gen)
@@ -491,6 +501,7 @@ func (c *Conn) reconnect(gen uint64) (*session, int, error) {
 			c.topoMu.Unlock()
 			c.log.Debug("broker: connection lost while re-declaring topology", "attempt", attempt+1)
 			c.drainDead(s)
+			wait = pace.next(true)
 			continue
 		}
 		for _, err := range errs {

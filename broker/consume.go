@@ -48,6 +48,26 @@ func (d *Delivery) Nack(requeue bool) error { return d.Delivery.Nack(false, requ
 // Reject is Nack for a single message (basic.reject).
 func (d *Delivery) Reject(requeue bool) error { return d.Delivery.Reject(requeue) }
 
+// Stale reports whether the delivery's channel has died (connection lost,
+// channel closed by the broker). The broker has then requeued the message
+// and will deliver it again, so a delivery that is stale before its work
+// starts must not be started: that work would run twice. A Delivery not
+// made by Consume (tests) is never stale.
+func (d *Delivery) Stale() bool {
+	cs, ok := d.Acknowledger.(*consumerChannel)
+	return ok && cs.isDead()
+}
+
+// Lost returns a channel closed once the delivery's channel has died, for
+// callers that hold a delivery while they wait for something else (a free
+// slot, an eta). It is nil, never ready, for a Delivery not made by Consume.
+func (d *Delivery) Lost() <-chan struct{} {
+	if cs, ok := d.Acknowledger.(*consumerChannel); ok {
+		return cs.deadCh
+	}
+	return nil
+}
+
 // Consume starts a consumer on its own channel, with per-consumer QoS
 // (basic.qos global=false: quorum queues refuse global QoS). The first
 // subscription happens before Consume returns, so a missing queue or an
@@ -145,6 +165,7 @@ func (k *consumer) open(s *session) (*consumerChannel, error) {
 		closes:      ch.NotifyClose(make(chan *amqp.Error, 1)),
 		outstanding: make(map[uint64]struct{}),
 		drained:     make(chan struct{}),
+		deadCh:      make(chan struct{}),
 	}
 	if err := ch.Qos(k.opts.Prefetch, 0, false); err != nil {
 		_ = ch.Close()
@@ -290,6 +311,7 @@ type consumerChannel struct {
 
 	mu          sync.Mutex
 	dead        bool
+	deadCh      chan struct{} // closed when dead becomes true
 	closeErr    *amqp.Error
 	outstanding map[uint64]struct{}
 	draining    bool
@@ -299,7 +321,27 @@ type consumerChannel struct {
 func (cs *consumerChannel) markDead() {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
-	cs.dead = true
+	cs.setDeadLocked()
+}
+
+// setDeadLocked marks the channel dead and wakes whoever waits on deadCh;
+// cs.mu must be held.
+func (cs *consumerChannel) setDeadLocked() {
+	if !cs.dead {
+		cs.dead = true
+		close(cs.deadCh)
+	}
+}
+
+// isDead also asks amqp091-go, which knows of a lost connection before the
+// close notification reaches pump.
+func (cs *consumerChannel) isDead() bool {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if !cs.dead && cs.ch.IsClosed() {
+		cs.setDeadLocked()
+	}
+	return cs.dead
 }
 
 // lose marks the channel dead with the broker's reason (nil when amqp091-go
@@ -307,7 +349,7 @@ func (cs *consumerChannel) markDead() {
 func (cs *consumerChannel) lose(e *amqp.Error) {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
-	cs.dead = true
+	cs.setDeadLocked()
 	if e != nil {
 		cs.closeErr = e
 	}
@@ -351,7 +393,7 @@ func (cs *consumerChannel) settle(tag uint64, multiple bool, send func() error) 
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	if cs.dead || cs.ch.IsClosed() {
-		cs.dead = true
+		cs.setDeadLocked()
 		return ErrStaleDelivery
 	}
 	if _, ok := cs.outstanding[tag]; !ok {
@@ -359,7 +401,7 @@ func (cs *consumerChannel) settle(tag uint64, multiple bool, send func() error) 
 	}
 	if err := send(); err != nil {
 		if errors.Is(err, amqp.ErrClosed) {
-			cs.dead = true
+			cs.setDeadLocked()
 			return ErrStaleDelivery
 		}
 		return fmt.Errorf("broker: settle delivery: %w", err)

@@ -52,9 +52,15 @@ func dialTest(t testing.TB) (*Conn, string) {
 
 func dialURL(t testing.TB, u string) *Conn {
 	t.Helper()
+	return dialWith(t, testConfig(t, u))
+}
+
+// dialWith connects with cfg and closes the Conn when the test ends.
+func dialWith(t testing.TB, cfg Config) *Conn {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := Dial(ctx, testConfig(t, u))
+	c, err := Dial(ctx, cfg)
 	if err != nil {
 		t.Fatalf("Dial: %v", err)
 	}

@@ -134,7 +134,7 @@ func (r *Runner) Handle(ctx context.Context, t *worker.Task) (any, error) {
 	}
 	if merr := r.writeManifest(ctx, m); merr != nil {
 		// Without its record the job is not done: try again later.
-		r.cfg.Logger.Error("manifest not written", "task", t.ID, "err", merr)
+		r.storageFailed(ctx, m, "manifest", ManifestLocation(r.cfg.Journal, m.TaskID, m.Started), merr)
 		if err == nil || !final {
 			return nil, r.retry(t, fmt.Errorf("writing the manifest: %w", merr))
 		}
@@ -170,12 +170,12 @@ func (r *Runner) run(ctx context.Context, t *worker.Task, m *Manifest) (*Result,
 	t0 := time.Now()
 	data, err := r.cfg.Store.Get(ctx, src, r.cfg.Engine.Config().MaxBytes)
 	if err != nil {
-		return nil, err
+		return nil, r.storageFailed(ctx, m, "get", src.String(), err)
 	}
 	wm := map[string][]byte{}
 	for name, loc := range marks {
 		if wm[name], err = r.cfg.Store.Get(ctx, loc, r.cfg.Engine.Config().MaxBytes); err != nil {
-			return nil, err
+			return nil, r.storageFailed(ctx, m, "get", loc.String(), err)
 		}
 	}
 	res.Timings.Fetch = ms(time.Since(t0))
@@ -198,13 +198,29 @@ func (r *Runner) run(ctx context.Context, t *worker.Task, m *Manifest) (*Result,
 			ContentDisposition: req.ContentDisposition, Metadata: req.Metadata,
 		})
 		if err != nil {
-			return nil, err
+			return nil, r.storageFailed(ctx, m, "put", outs[i].String(), err)
 		}
 		res.Outputs = append(res.Outputs, OutputInfo{Key: o.Key, Width: o.Width, Height: o.Height, Format: string(o.Format),
 			Bytes: len(o.Data), SHA256: put.SHA256, ETag: put.ETag})
 	}
 	res.Timings.Upload = ms(time.Since(t2))
 	return res, nil
+}
+
+// storageFailed logs a failed storage operation of this attempt, once, at
+// WARN: the retry that usually follows is otherwise silent, and the
+// manifest recording the error is overwritten by the next attempt's. The
+// code is the storage error class (unavailable, not_found, forbidden...);
+// Store counts the same failure in renderfarm_storage_errors_total.
+func (r *Runner) storageFailed(ctx context.Context, m *Manifest, op, location string, err error) error {
+	code := "other"
+	var se *storage.Error
+	if errors.As(err, &se) {
+		code = se.Code
+	}
+	r.cfg.Logger.WarnContext(ctx, "storage operation failed", "task", m.TaskID, "op", op, "location", location,
+		"code", code, "permanent", isPermanent(err), "attempt", m.Attempts, "max_attempts", r.cfg.MaxAttempts, "err", err)
+	return err
 }
 
 // retry asks the worker to run the job again after an exponential backoff

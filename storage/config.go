@@ -84,7 +84,9 @@ type Config struct {
 	// negative = none followed).
 	MaxRedirects int
 
-	Logger *slog.Logger
+	// Metrics counts failed operations (nil: not counted).
+	Metrics *Metrics
+	Logger  *slog.Logger
 }
 
 // fileRoot is a configured root in both spellings: as configured (for the

@@ -16,6 +16,7 @@ const (
 	CodeForbidden       = "forbidden"
 	CodeTooLarge        = "too_large"
 	CodeUnavailable     = "unavailable"
+	CodeConflict        = "conflict"
 )
 
 // Sentinels for errors.Is. Every error the package returns for a location
@@ -38,6 +39,9 @@ var (
 	// ErrUnavailable: network failures, timeouts, 5xx, throttling,
 	// cancellation. The only transient class: retrying may succeed.
 	ErrUnavailable = errors.New("storage: unavailable")
+	// ErrConflict: a conditional write (PutIfVersion) found the object
+	// changed since it was read; nothing was written.
+	ErrConflict = errors.New("storage: conflict")
 )
 
 var sentinels = map[string]error{
@@ -47,6 +51,7 @@ var sentinels = map[string]error{
 	CodeForbidden:       ErrForbidden,
 	CodeTooLarge:        ErrTooLarge,
 	CodeUnavailable:     ErrUnavailable,
+	CodeConflict:        ErrConflict,
 }
 
 // Error is the one error type of the package. Location is the raw address

@@ -199,7 +199,7 @@ func (s *Store) Get(ctx context.Context, loc Location, maxBytes int64) ([]byte, 
 		maxBytes = DefaultMaxBytes
 	}
 	if err := s.Check(loc); err != nil {
-		return nil, err
+		return nil, s.cfg.Metrics.failed("get", loc, err)
 	}
 	start := time.Now()
 	var data []byte
@@ -213,7 +213,7 @@ func (s *Store) Get(ctx context.Context, loc Location, maxBytes int64) ([]byte, 
 		data, err = s.getHTTP(ctx, loc, maxBytes)
 	}
 	s.log.DebugContext(ctx, "storage get", "location", loc.String(), "bytes", len(data), "duration", time.Since(start), "err", err)
-	return data, err
+	return data, s.cfg.Metrics.failed("get", loc, err)
 }
 
 // Put stores data at loc (s3:// or file://; http(s) is read-only).
@@ -221,10 +221,10 @@ func (s *Store) Get(ctx context.Context, loc Location, maxBytes int64) ([]byte, 
 // what makes task retries idempotent.
 func (s *Store) Put(ctx context.Context, loc Location, data []byte, opts PutOptions) (PutResult, error) {
 	if err := s.Check(loc); err != nil {
-		return PutResult{}, err
+		return PutResult{}, s.cfg.Metrics.failed("put", loc, err)
 	}
 	if err := CheckPutOptions(loc, opts); err != nil {
-		return PutResult{}, err
+		return PutResult{}, s.cfg.Metrics.failed("put", loc, err)
 	}
 	start := time.Now()
 	var res PutResult
@@ -235,10 +235,10 @@ func (s *Store) Put(ctx context.Context, loc Location, data []byte, opts PutOpti
 	case SchemeFile:
 		res, err = s.putFile(ctx, loc, data)
 	default:
-		return PutResult{}, errorf(CodeInvalidArgument, loc.Raw, "%s locations are read-only", loc.Scheme)
+		return PutResult{}, s.cfg.Metrics.failed("put", loc, errorf(CodeInvalidArgument, loc.Raw, "%s locations are read-only", loc.Scheme))
 	}
 	s.log.DebugContext(ctx, "storage put", "location", loc.String(), "bytes", len(data), "parts", res.Parts, "duration", time.Since(start), "err", err)
-	return res, err
+	return res, s.cfg.Metrics.failed("put", loc, err)
 }
 
 var errOverCap = errors.New("over the byte cap")

@@ -121,6 +121,10 @@ func (c *Consumer) Shutdown(ctx context.Context) {
 // handle takes one delivery from receipt to acknowledgement.
 func (c *Consumer) handle(d *broker.Delivery, q celery.Queue, stopping <-chan struct{}) {
 	rt := c.rt
+	if d.Stale() {
+		c.dropStale(d, nil)
+		return
+	}
 	msg, err := celery.Decode(d.Delivery)
 	if err != nil {
 		c.poison(d, q, "malformed message: "+err.Error(), nil)
@@ -152,13 +156,42 @@ func (c *Consumer) handle(d *broker.Delivery, q celery.Queue, stopping <-chan st
 		rt.st.move(r, rt.st.reserved, nil)
 		c.giveBack(r)
 		return
+	case <-d.Lost():
+		rt.st.move(r, rt.st.reserved, nil)
+		c.dropStale(d, msg)
+		return
 	}
-	defer func() { <-c.slots }()
+	// The slot is the render admission: run gives it back as soon as the
+	// handler returns, before storing the result and settling, which wait
+	// on the broker.
+	release := sync.OnceFunc(func() { <-c.slots })
+	defer release()
+	// The channel may have died while this waited for a slot (select
+	// picks at random when both are ready): the broker has requeued the
+	// message, so running it here would run it twice.
+	if d.Stale() {
+		rt.st.move(r, rt.st.reserved, nil)
+		c.dropStale(d, msg)
+		return
+	}
 	if c.skip(r) { // revoked while it waited for a slot
 		rt.st.move(r, rt.st.reserved, nil)
 		return
 	}
-	c.run(r, reg)
+	c.run(r, reg, release)
+}
+
+// dropStale forgets a delivery whose channel died before its task started.
+// Nothing is sent: the broker requeued the message when the channel died
+// and delivers it again, here or to another worker. msg is nil when the
+// delivery was not decoded yet.
+func (c *Consumer) dropStale(d *broker.Delivery, msg *celery.Message) {
+	id := ""
+	if msg != nil {
+		id = msg.ID
+	}
+	c.rt.log.Info("dropping a task received on a channel that has since closed; the broker redelivers it",
+		"id", id, "delivery_tag", d.DeliveryTag)
 }
 
 // skip settles a task that must not run: revoked, or past its expiry.
@@ -198,6 +231,12 @@ func (c *Consumer) countDelivery(d *broker.Delivery, q celery.Queue, msg *celery
 		c.poison(d, q, fmt.Sprintf("delivered %d times, more than the limit of %d", n+1, limit), msg)
 		return true
 	}
+	if d.Stale() {
+		// A copy published now could not be matched by an ack: the
+		// broker already holds the original again.
+		c.dropStale(d, msg)
+		return true
+	}
 	pub := republishable(d)
 	pub.Headers[hdrRedeliveries] = n
 	if err := c.rt.conn.Publish(context.Background(), "", q.Name, pub); err != nil {
@@ -232,6 +271,11 @@ func (c *Consumer) poison(d *broker.Delivery, q celery.Queue, reason string, msg
 // original is acked. If the copy can't be published the original is
 // requeued instead.
 func (c *Consumer) giveBack(r *request) {
+	if r.d.Stale() {
+		// The broker already requeued it; a copy would be a duplicate.
+		c.dropStale(r.d, r.msg)
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := c.rt.conn.Publish(ctx, "", r.queue.Name, republishable(r.d)); err != nil {

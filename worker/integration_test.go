@@ -36,6 +36,12 @@ func startWorker(t *testing.T, tune func(*Config)) *testWorker {
 // startWorkerOn starts a worker on a vhost the test has prepared.
 func startWorkerOn(t *testing.T, url string, tune func(*Config)) *testWorker {
 	t.Helper()
+	return startWorkerWith(t, url, tune, nil)
+}
+
+// startWorkerWith is startWorkerOn with tasks of the test's own added.
+func startWorkerWith(t *testing.T, url string, tune func(*Config), register func(*Registry)) *testWorker {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	conn, err := broker.Dial(ctx, broker.Config{URL: url, Name: t.Name()})
@@ -45,6 +51,9 @@ func startWorkerOn(t *testing.T, url string, tune func(*Config)) *testWorker {
 	reg := NewRegistry()
 	RegisterNoop(reg)
 	RegisterTestTasks(reg)
+	if register != nil {
+		register(reg)
+	}
 	cfg := Config{
 		Hostname:      "renderfarm@" + strings.ReplaceAll(t.Name(), "/", "-"),
 		Concurrency:   2,

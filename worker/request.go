@@ -22,8 +22,12 @@ var (
 // near RabbitMQ's consumer_timeout (which kills a Python 5.2 worker).
 const holdLimit = 2 * time.Second
 
-// run executes the handler in the request's slot and settles the message.
-func (c *Consumer) run(r *request, reg registered) {
+// errDeliveryLost cuts short the storing of a result whose delivery died.
+var errDeliveryLost = errors.New("the delivery's channel closed; the broker redelivers the task, whose next run stores its result")
+
+// run executes the handler in the request's slot, gives the slot back
+// (release) once the handler has returned, and settles the message.
+func (c *Consumer) run(r *request, reg registered, release func()) {
 	rt, msg := c.rt, r.msg
 	hard, soft := limits(msg, reg.opts)
 	ctx, cancel := context.WithCancelCause(c.taskCtx)
@@ -80,6 +84,10 @@ func (c *Consumer) run(r *request, reg registered) {
 		o.err = cause
 	}
 	runtime := time.Since(r.started)
+	// The render is over: what follows (result, events, links, ack) waits
+	// on the broker, up to its timeouts during an outage, and must not keep
+	// the next task from its slot meanwhile.
+	release()
 
 	var retry *Retry
 	switch {
@@ -216,6 +224,12 @@ func (c *Consumer) retry(r *request, rt *Retry, defaultMax int) {
 		c.recordFailure(r, cause)
 		return
 	}
+	if !r.acked && r.d.Stale() {
+		// The broker already holds the original again and redelivers it:
+		// a retry published now would make the task run twice.
+		c.rt.log.Info("retry not scheduled: the delivery's channel closed and the broker redelivers the task", "id", msg.ID)
+		return
+	}
 	next := *msg
 	next.Retries++
 	eta := time.Now().Add(rt.Countdown).UTC()
@@ -313,22 +327,61 @@ func (c *Consumer) waitETA(r *request, stopping <-chan struct{}) bool {
 		c.rt.st.move(r, c.rt.st.scheduled, nil)
 		c.giveBack(r)
 		return false
+	case <-r.d.Lost():
+		c.rt.st.move(r, c.rt.st.scheduled, nil)
+		c.dropStale(r.d, r.msg)
+		return false
 	}
 }
 
-func (c *Consumer) store(r *request, res celery.Result) { c.storeFor(r.msg, res) }
+// store records r's state. Unless the message was acked already (early
+// ack), a result whose delivery dies is not waited for: the broker
+// redelivers the task and its next run stores the result, so waiting out
+// the outage (up to 30 s) would only hold the goroutine and, for RPC
+// results, send a stale state later.
+func (c *Consumer) store(r *request, res celery.Result) {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	if !r.acked && r.d != nil {
+		if r.d.Stale() {
+			cancel(errDeliveryLost)
+		}
+		finished := make(chan struct{})
+		defer close(finished)
+		go func() {
+			select {
+			case <-r.d.Lost():
+				cancel(errDeliveryLost)
+			case <-finished:
+			}
+		}()
+	}
+	c.storeCtx(ctx, r.msg, res)
+}
 
 func (c *Consumer) storeFor(msg *celery.Message, res celery.Result) {
+	c.storeCtx(context.Background(), msg, res)
+}
+
+func (c *Consumer) storeCtx(ctx context.Context, msg *celery.Message, res celery.Result) {
 	if msg.IgnoreResult {
 		return
 	}
-	now := time.Now().UTC()
-	res.DateDone = &now
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := c.rt.results.Store(ctx, msg, res); err != nil {
-		c.rt.log.Error("cannot store task state", "id", msg.ID, "state", res.Status, "err", err)
+	if context.Cause(ctx) != errDeliveryLost {
+		now := time.Now().UTC()
+		res.DateDone = &now
+		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err := c.rt.results.Store(sctx, msg, res)
+		cancel()
+		if err == nil {
+			return
+		}
+		if context.Cause(ctx) != errDeliveryLost {
+			c.rt.log.Error("cannot store task state", "id", msg.ID, "state", res.Status, "err", err)
+			return
+		}
 	}
+	c.rt.log.Info("task state not stored", "id", msg.ID, "state", res.Status, "reason", errDeliveryLost)
 }
 
 // cleanHeaders drops brokerHeaders and our redelivery count before a retry

@@ -75,14 +75,15 @@ func storageFlags() []cli.Flag {
 // reserved in the jobs' store, so no request can read or write it, even
 // where it lies inside a --file-root or a bucket requests may use (it is
 // carved out of them); only the journal's own store, rooted at the
-// journal, writes there. create makes a local journal's directory, for the
-// commands that write manifests.
-func openStores(c *cli.Context, log *slog.Logger, create bool) (store, journal *storage.Store, err error) {
+// journal, writes there. Both count their failures in m (nil: not
+// counted). create makes a local journal's directory, for the commands that
+// write manifests.
+func openStores(c *cli.Context, log *slog.Logger, m *storage.Metrics, create bool) (store, journal *storage.Store, err error) {
 	jp, err := storage.ParsePrefix(c.String("journal"))
 	if err != nil {
 		return nil, nil, cli.Exit(fmt.Sprintf("--journal: %v", err), 2)
 	}
-	scfg := storage.Config{S3PathStyle: c.Bool("s3-path-style"), Logger: log}
+	scfg := storage.Config{S3PathStyle: c.Bool("s3-path-style"), Logger: log, Metrics: m}
 	if jp.Scheme == storage.SchemeFile && create {
 		// Made before the stores, so its path resolves now and a request
 		// can never put a file where one of its folders must go.

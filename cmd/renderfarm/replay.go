@@ -43,7 +43,7 @@ func runReplay(c *cli.Context) error {
 		return err
 	}
 	exchange, key := qs[0].Route()
-	_, journal, err := openStores(c, log, false)
+	_, journal, err := openStores(c, log, nil, false)
 	if err != nil {
 		return err
 	}

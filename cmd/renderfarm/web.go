@@ -15,7 +15,9 @@ import (
 
 	"github.com/renderfarm/renderfarm/broker"
 	"github.com/renderfarm/renderfarm/job"
+	"github.com/renderfarm/renderfarm/metrics"
 	"github.com/renderfarm/renderfarm/render"
+	"github.com/renderfarm/renderfarm/storage"
 	"github.com/renderfarm/renderfarm/web"
 	"github.com/urfave/cli/v2"
 )
@@ -82,7 +84,8 @@ func runWeb(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	store, journalStore, err := openStores(c, log, true)
+	registry := metrics.NewRegistry()
+	store, journalStore, err := openStores(c, log, storage.NewMetrics(registry), true)
 	if err != nil {
 		return err
 	}
@@ -124,7 +127,7 @@ func runWeb(c *cli.Context) error {
 		MaxBody: maxBody, BatchMax: c.Int("batch-max"),
 		RequestTimeout: c.Duration("request-timeout"), IdempotencyWindow: c.Duration("idempotency-window"),
 		RecentRenders: c.Int("recent"), PresignTTL: c.Duration("presign-ttl"),
-		Logger: log,
+		Registry: registry, Logger: log,
 	})
 	if err != nil {
 		return cli.Exit(err.Error(), 2)

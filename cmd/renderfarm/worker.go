@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -11,9 +14,12 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/renderfarm/renderfarm/broker"
 	"github.com/renderfarm/renderfarm/job"
+	"github.com/renderfarm/renderfarm/metrics"
 	"github.com/renderfarm/renderfarm/render"
+	"github.com/renderfarm/renderfarm/storage"
 	"github.com/renderfarm/renderfarm/worker"
 	"github.com/urfave/cli/v2"
 )
@@ -43,6 +49,7 @@ work; SIGCONT resumes.`,
 			&cli.DurationFlag{Name: "shutdown-grace", EnvVars: []string{"RENDERFARM_SHUTDOWN_GRACE"}, Value: 30 * time.Second, Usage: "how long a warm shutdown waits for running tasks"},
 			&cli.IntFlag{Name: "max-redeliveries", EnvVars: []string{"RENDERFARM_MAX_REDELIVERIES"}, Value: 5, Usage: "dead-letter a message delivered more often than this"},
 			&cli.StringFlag{Name: "state-dir", EnvVars: []string{"RENDERFARM_STATE_DIR"}, Value: "/var/lib/renderfarm", Usage: "directory for the worker's persisted state (revoked task ids)"},
+			&cli.StringFlag{Name: "metrics-listen", EnvVars: []string{"RENDERFARM_METRICS_LISTEN"}, Usage: "address to serve Prometheus /metrics on, e.g. 127.0.0.1:9464 (default: none)"},
 			&cli.BoolFlag{Name: "test-tasks", EnvVars: []string{"RENDERFARM_TEST_TASKS"}, Hidden: true, Usage: "register renderfarm.test.* tasks"},
 		),
 		Action: runWorker,
@@ -50,7 +57,7 @@ work; SIGCONT resumes.`,
 }
 
 // renderJobs builds the renderfarm.render task: engine, storage, recipes.
-func renderJobs(c *cli.Context, t render.Tuning, hostname string, log *slog.Logger) (*job.Runner, error) {
+func renderJobs(c *cli.Context, t render.Tuning, hostname string, log *slog.Logger, m *storage.Metrics) (*job.Runner, error) {
 	engine, err := render.New(t.Config)
 	if err != nil {
 		return nil, err
@@ -59,12 +66,35 @@ func renderJobs(c *cli.Context, t render.Tuning, hostname string, log *slog.Logg
 	if err != nil {
 		return nil, err
 	}
-	store, journal, err := openStores(c, log, true)
+	store, journal, err := openStores(c, log, m, true)
 	if err != nil {
 		return nil, err
 	}
 	return job.New(job.Config{Engine: engine, Store: store, JournalStore: journal, Recipes: recipes,
 		Journal: c.String("journal"), Hostname: hostname, Logger: log})
+}
+
+// serveMetrics serves /metrics on addr until the returned stop is called.
+// The listener is bound before returning, so a taken port fails the start.
+func serveMetrics(addr string, reg *prometheus.Registry, log *slog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", metrics.Handler(reg))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics server stopped", "err", err)
+		}
+	}()
+	log.Info("serving metrics", "addr", ln.Addr().String())
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	}, nil
 }
 
 func runWorker(c *cli.Context) error {
@@ -141,9 +171,17 @@ func runWorker(c *cli.Context) error {
 	if c.Bool("test-tasks") {
 		worker.RegisterTestTasks(reg)
 	}
-	runner, err := renderJobs(c, t, cfg.Hostname, log)
+	registry := metrics.NewRegistry()
+	runner, err := renderJobs(c, t, cfg.Hostname, log, storage.NewMetrics(registry))
 	if err != nil {
 		return err
+	}
+	if addr := c.String("metrics-listen"); addr != "" {
+		stopMetrics, err := serveMetrics(addr, registry, log)
+		if err != nil {
+			return fmt.Errorf("--metrics-listen: %w", err)
+		}
+		defer stopMetrics()
 	}
 	runner.Register(reg)
 	w, err := worker.New(conn, reg, cfg)

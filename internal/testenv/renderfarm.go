@@ -84,6 +84,12 @@ func Start(t testing.TB, env []string, args ...string) *Process {
 // Output is what the process has printed so far, stdout and stderr.
 func (p *Process) Output() string { return p.out.String() }
 
+// Pid is the process id.
+func (p *Process) Pid() int { return p.cmd.Process.Pid }
+
+// Exited is closed once the process has exited.
+func (p *Process) Exited() <-chan struct{} { return p.exited }
+
 // Signal sends sig to the process.
 func (p *Process) Signal(sig os.Signal) { _ = p.cmd.Process.Signal(sig) }
 

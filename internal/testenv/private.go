@@ -1,0 +1,140 @@
+package testenv
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// Node is a RabbitMQ node of the caller's own, beside the system one: its
+// own name, ports and directories, so a fault suite can stop and start it
+// without touching the node every other test and engineer shares.
+type Node struct {
+	Name string // NAME@localhost
+	URL  string // amqp URL of its default vhost
+	env  []string
+}
+
+// PrivateRabbitMQ starts a node listening on 127.0.0.1:port (its Erlang
+// distribution on port+20000) with no plugins, and stops it and deletes
+// its directories when the test ends. Debian's rabbitmq-server drops to
+// the rabbitmq user, so the directories are made world-traversable and
+// owned by that user; otherwise the node silently never starts.
+func PrivateRabbitMQ(t testing.TB, port int) *Node {
+	t.Helper()
+	if os.Getenv(SkipEnv) == "1" {
+		t.Skipf("%s=1: skipping a test that needs a private RabbitMQ node", SkipEnv)
+	}
+	dir, err := os.MkdirTemp("", "renderfarm-rabbit-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	name := fmt.Sprintf("renderfarm-private-%d@localhost", port)
+	for _, d := range []string{"mnesia", "log"} {
+		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// No plugins: the system node's management and prometheus plugins
+	// would try to take the same HTTP ports.
+	if err := os.WriteFile(filepath.Join(dir, "enabled_plugins"), []byte("[].\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := chownTree(dir, "rabbitmq"); err != nil {
+		t.Fatalf("testenv: private RabbitMQ directories: %v", err)
+	}
+	n := &Node{
+		Name: name,
+		URL:  "amqp://guest:guest@127.0.0.1:" + strconv.Itoa(port) + "/",
+		env: append(os.Environ(),
+			"RABBITMQ_NODENAME="+name,
+			"RABBITMQ_NODE_PORT="+strconv.Itoa(port),
+			"RABBITMQ_DIST_PORT="+strconv.Itoa(port+20000),
+			"RABBITMQ_NODE_IP_ADDRESS=127.0.0.1",
+			"RABBITMQ_MNESIA_BASE="+filepath.Join(dir, "mnesia"),
+			"RABBITMQ_LOG_BASE="+filepath.Join(dir, "log"),
+			"RABBITMQ_PID_FILE="+filepath.Join(dir, "pid"),
+			"RABBITMQ_ENABLED_PLUGINS_FILE="+filepath.Join(dir, "enabled_plugins"),
+			"ERL_EPMD_ADDRESS=127.0.0.1",
+			"RABBITMQ_CTL_ERL_ARGS=-kernel inet_dist_use_interface {127,0,0,1}",
+		),
+	}
+	t.Cleanup(func() {
+		_, _ = n.ctl("stop")
+		_ = os.RemoveAll(dir)
+	})
+	n.Start(t)
+	return n
+}
+
+// Start starts the node (again, with the same directories: durable queues
+// and their messages come back) and waits until it serves.
+func (n *Node) Start(t testing.TB) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "rabbitmq-server", "-detached")
+	cmd.Env = n.env
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("testenv: starting %s: %v\n%s", n.Name, err, out)
+	}
+	// -detached returns before the node has registered with epmd, and
+	// await_startup fails at once on a node it cannot see yet: poll.
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		out, err := n.ctl("await_startup", "--timeout", "60")
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("testenv: %s did not start: %v\n%s", n.Name, err, out)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// Stop stops the node (the whole Erlang node, as a host restart would):
+// every client connection drops.
+func (n *Node) Stop(t testing.TB) {
+	t.Helper()
+	if out, err := n.ctl("stop"); err != nil {
+		t.Fatalf("testenv: stopping %s: %v\n%s", n.Name, err, out)
+	}
+}
+
+func (n *Node) ctl(args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "rabbitmqctl", append([]string{"-q", "-n", n.Name}, args...)...)
+	cmd.Env = n.env
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	return out.String(), err
+}
+
+// chownTree gives dir and everything in it to the named user.
+func chownTree(dir, name string) error {
+	u, err := user.Lookup(name)
+	if err != nil {
+		return err
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	return filepath.Walk(dir, func(p string, _ os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Chown(p, uid, gid)
+	})
+}
