@@ -1,9 +1,7 @@
-// Package job is the renderfarm.render task. For the worker, the Runner:
-// fetch the source, render every variant, store each output, record a
-// manifest in the journal, and only then let the worker acknowledge; it
-// joins the render engine and storage, neither of which knows of the
-// other. For the web tier and the CLI, the task's contract: the Request,
-// Validate (the worker's own checks, before anything is published),
-// Enqueue, and the Journal that reads the manifests back. The journal is
-// out of reach of requests: New refuses a jobs' store that reaches it.
+// Package job is the contract of the renderfarm.render task, for everyone
+// who sends or reads one: the Request, Validate (the worker's own checks,
+// run by the web tier before anything is published), Enqueue, and the
+// Manifest and Journal that record each task. It knows nothing of the
+// worker runtime; the worker's side, the Runner that executes the task, is
+// job/runner.
 package job

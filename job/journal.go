@@ -17,8 +17,8 @@ import (
 // looked: the task has not run yet, or its id is unknown.
 var ErrNoManifest = errors.New("job: no manifest for this task")
 
-// maxManifestBytes bounds a manifest read; real ones are a few KiB.
-const maxManifestBytes = 1 << 20
+// MaxManifestBytes bounds a manifest read; real ones are a few KiB.
+const MaxManifestBytes = 1 << 20
 
 // Journal reads the manifests workers write, for the web tier's status
 // lookups and its status page. A manifest's path holds the day its attempt
@@ -156,7 +156,7 @@ func (j *Journal) read(ctx context.Context, raw string) (*Manifest, error) {
 	if err != nil {
 		return nil, err
 	}
-	data, err := j.Store.Get(ctx, loc, maxManifestBytes)
+	data, err := j.Store.Get(ctx, loc, MaxManifestBytes)
 	if err != nil {
 		return nil, err
 	}

@@ -33,7 +33,7 @@ func TestJournal(t *testing.T) {
 	now := time.Date(2026, 11, 22, 9, 30, 0, 0, time.UTC)
 	j := &Journal{Store: store, Prefix: "file://" + dir + "/", Now: func() time.Time { return now }}
 	days := func(n int) time.Time { return now.AddDate(0, 0, -n) }
-	put := func(id, status string, started time.Time, modified time.Time) {
+	put := func(id string, status Status, started time.Time, modified time.Time) {
 		t.Helper()
 		data, _ := json.Marshal(&Manifest{TaskID: id, Status: status, Started: started})
 		p := strings.TrimPrefix(ManifestLocation(j.Prefix, id, started), "file://")
@@ -72,7 +72,7 @@ func TestJournal(t *testing.T) {
 			switch {
 			case tc.status == "" && !errors.Is(err, ErrNoManifest):
 				t.Fatalf("Find = %v, %v; want ErrNoManifest", m, err)
-			case tc.status != "" && (err != nil || m.Status != tc.status || m.TaskID != tc.id):
+			case tc.status != "" && (err != nil || string(m.Status) != tc.status || m.TaskID != tc.id):
 				t.Fatalf("Find = %+v, %v; want %s", m, err, tc.status)
 			}
 		})

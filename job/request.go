@@ -61,9 +61,9 @@ func AtEOF(dec *json.Decoder) bool {
 	return err == io.EOF
 }
 
-// requestFromTask takes the request from kwargs (send_task(kwargs=REQUEST))
+// RequestFromTask takes the request from kwargs (send_task(kwargs=REQUEST))
 // or from a single positional argument (args=[REQUEST]).
-func requestFromTask(args []any, kwargs map[string]any) (*Request, error) {
+func RequestFromTask(args []any, kwargs map[string]any) (*Request, error) {
 	var v any = kwargs
 	switch {
 	case len(args) == 1 && len(kwargs) == 0:

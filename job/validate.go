@@ -21,13 +21,13 @@ func Validate(req *Request, store *storage.Store, recipes render.Recipes) error 
 	if err != nil {
 		return err
 	}
-	_, _, _, err = locations(store, req, variants)
+	_, _, _, err = Locations(store, req, variants)
 	return err
 }
 
-// locations parses and checks every location before any I/O, so a hostile
+// Locations parses and checks every location before any I/O, so a hostile
 // key fails the job before its source is even fetched.
-func locations(store *storage.Store, req *Request, variants []render.Variant) (storage.Location, []storage.Location, map[string]storage.Location, error) {
+func Locations(store *storage.Store, req *Request, variants []render.Variant) (storage.Location, []storage.Location, map[string]storage.Location, error) {
 	check := func(raw, field string) (storage.Location, error) {
 		loc, err := storage.ParseLocation(raw)
 		if err == nil {

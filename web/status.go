@@ -88,9 +88,9 @@ func statusOf(m *job.Manifest) *renderStatus {
 		st.Started = &m.Started
 	}
 	switch m.Status {
-	case "SUCCESS":
+	case job.StatusSuccess:
 		st.Status = stateSucceeded
-	case "FAILURE":
+	case job.StatusFailure:
 		st.Status = stateFailed
 	default: // RETRY: the last attempt failed and another is due
 		st.Status = statePending
@@ -113,7 +113,7 @@ func outputURL(id string, i int) string { return fmt.Sprintf("/v1/renders/%s/out
 // presigned URL for S3, or the file's bytes for file://.
 func (s *Server) getOutput(w http.ResponseWriter, r *http.Request) {
 	m, _, aerr := s.lookup(r.Context(), r.PathValue("id"))
-	if aerr == nil && (m == nil || m.Status != "SUCCESS" || m.Result == nil) {
+	if aerr == nil && (m == nil || m.Status != job.StatusSuccess || m.Result == nil) {
 		aerr = &apiError{Status: http.StatusNotFound, Code: codeNotFound, Message: "the render has no outputs (yet)"}
 	}
 	if aerr != nil {

@@ -16,7 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/renderfarm/renderfarm/broker"
-	"github.com/renderfarm/renderfarm/job"
+	"github.com/renderfarm/renderfarm/job/runner"
 	"github.com/renderfarm/renderfarm/metrics"
 	"github.com/renderfarm/renderfarm/render"
 	"github.com/renderfarm/renderfarm/storage"
@@ -57,7 +57,7 @@ work; SIGCONT resumes.`,
 }
 
 // renderJobs builds the renderfarm.render task: engine, storage, recipes.
-func renderJobs(c *cli.Context, t render.Tuning, hostname string, log *slog.Logger, m *storage.Metrics) (*job.Runner, error) {
+func renderJobs(c *cli.Context, t render.Tuning, hostname string, log *slog.Logger, m *storage.Metrics) (*runner.Runner, error) {
 	engine, err := render.New(t.Config)
 	if err != nil {
 		return nil, err
@@ -70,7 +70,7 @@ func renderJobs(c *cli.Context, t render.Tuning, hostname string, log *slog.Logg
 	if err != nil {
 		return nil, err
 	}
-	return job.New(job.Config{Engine: engine, Store: store, JournalStore: journal, Recipes: recipes,
+	return runner.New(runner.Config{Engine: engine, Store: store, JournalStore: journal, Recipes: recipes,
 		Journal: c.String("journal"), Hostname: hostname, Logger: log})
 }
 

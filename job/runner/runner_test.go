@@ -1,4 +1,4 @@
-package job
+package runner
 
 import (
 	"bytes"
@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"github.com/renderfarm/renderfarm/broker/celery"
+	"github.com/renderfarm/renderfarm/job"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -85,15 +86,12 @@ func (f *farm) serve(t *testing.T, store, journalStore *storage.Store, journal s
 // send submits a request with the stock Python client, as an app would.
 func (f *farm) send(t *testing.T, request any) map[string]any {
 	t.Helper()
-	return testenv.SendTask(t, f.url, TaskName, request, 60)
+	return testenv.SendTask(t, f.url, job.TaskName, request, 60)
 }
 
 func (f *farm) copyTestdata(t *testing.T, name string) string {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join("..", "testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
+	data := testenv.Testdata(t, name)
 	p := filepath.Join(f.root, "uploads", name)
 	os.MkdirAll(filepath.Dir(p), 0o755)
 	if err := os.WriteFile(p, data, 0o644); err != nil {
@@ -102,10 +100,10 @@ func (f *farm) copyTestdata(t *testing.T, name string) string {
 	return "file://" + p
 }
 
-func (f *farm) manifest(t *testing.T, id string) Manifest {
+func (f *farm) manifest(t *testing.T, id string) job.Manifest {
 	t.Helper()
-	var m Manifest
-	p := strings.TrimPrefix(ManifestLocation("file://"+f.journal+"/", id, time.Now()), "file://")
+	var m job.Manifest
+	p := strings.TrimPrefix(job.ManifestLocation("file://"+f.journal+"/", id, time.Now()), "file://")
 	data, err := os.ReadFile(p)
 	if err == nil {
 		err = json.Unmarshal(data, &m)
@@ -220,7 +218,7 @@ func TestRenderTaskOnS3(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			photo, _ := os.ReadFile("../testdata/photo.jpg")
+			photo := testenv.Testdata(t, "photo.jpg")
 			if _, err := store.Put(context.Background(), storage.MustParseLocation("s3://uploads/u/photo.jpg"), photo, storage.PutOptions{}); err != nil {
 				t.Fatal(err)
 			}
@@ -246,7 +244,7 @@ func TestRenderTaskOnS3(t *testing.T) {
 				t.Errorf("stored object: type %s cache %s meta %v etag %s; result %v", aws.ToString(head.ContentType),
 					aws.ToString(head.CacheControl), head.Metadata, aws.ToString(head.ETag), first)
 			}
-			m, err := journalStore.Get(context.Background(), storage.MustParseLocation(ManifestLocation(journal, out["id"].(string), time.Now())), 1<<20)
+			m, err := journalStore.Get(context.Background(), storage.MustParseLocation(job.ManifestLocation(journal, out["id"].(string), time.Now())), 1<<20)
 			if err != nil || !bytes.Contains(m, []byte(`"status": "SUCCESS"`)) {
 				t.Errorf("manifest on S3: %v %s", err, m)
 			}
@@ -256,7 +254,7 @@ func TestRenderTaskOnS3(t *testing.T) {
 			if hostile["state"] != "FAILURE" || !strings.Contains(fmt.Sprint(hostile["exc_message"]), "reserved for the job journal") {
 				t.Errorf("an output over a manifest: %v", hostile)
 			}
-			if again, _ := journalStore.Get(context.Background(), storage.MustParseLocation(ManifestLocation(journal, out["id"].(string), time.Now())), 1<<20); !bytes.Equal(again, m) {
+			if again, _ := journalStore.Get(context.Background(), storage.MustParseLocation(job.ManifestLocation(journal, out["id"].(string), time.Now())), 1<<20); !bytes.Equal(again, m) {
 				t.Errorf("the manifest changed:\n%s", again)
 			}
 			// A bucket that is not allowed fails before any request.
@@ -283,7 +281,7 @@ func TestRenderExample(t *testing.T) {
 	f := startFarm(t)
 	src := strings.TrimPrefix(f.copyTestdata(t, "photo.jpg"), "file://")
 	bad := strings.TrimPrefix(f.copyTestdata(t, "truncated.jpg"), "file://")
-	out, err := exec.Command("/usr/bin/python3", "../examples/python/render_photos.py", f.url, filepath.Join(f.root, "out"), src, bad).CombinedOutput()
+	out, err := exec.Command("/usr/bin/python3", "../../examples/python/render_photos.py", f.url, filepath.Join(f.root, "out"), src, bad).CombinedOutput()
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}

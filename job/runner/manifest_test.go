@@ -1,9 +1,10 @@
-package job
+package runner
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/renderfarm/renderfarm/job"
 	"log/slog"
 	"sync"
 	"testing"
@@ -43,19 +44,19 @@ func checkManifestOrder(t *testing.T, store *storage.Store, journal string) {
 	r := &Runner{cfg: Config{JournalStore: store, Journal: journal, Logger: slog.Default()}}
 	ctx := context.Background()
 	day := time.Now().UTC().Truncate(time.Hour)
-	stored := func(id string) Manifest {
+	stored := func(id string) job.Manifest {
 		t.Helper()
-		data, err := store.Get(ctx, storage.MustParseLocation(ManifestLocation(journal, id, day)), 0)
+		data, err := store.Get(ctx, storage.MustParseLocation(job.ManifestLocation(journal, id, day)), 0)
 		if err != nil {
 			t.Fatal(err)
 		}
-		var m Manifest
+		var m job.Manifest
 		if err := json.Unmarshal(data, &m); err != nil {
 			t.Fatal(err)
 		}
 		return m
 	}
-	write := func(m *Manifest) {
+	write := func(m *job.Manifest) {
 		t.Helper()
 		if err := r.writeManifest(ctx, m); err != nil {
 			t.Fatal(err)
@@ -64,15 +65,15 @@ func checkManifestOrder(t *testing.T, store *storage.Store, journal string) {
 
 	// A redelivered attempt (started later) wrote first; the stale one
 	// finishing afterwards must leave it.
-	newer := &Manifest{TaskID: "t1", Status: "SUCCESS", Attempts: 1, Worker: "b", Started: day.Add(2 * time.Second)}
-	stale := &Manifest{TaskID: "t1", Status: "SUCCESS", Attempts: 1, Worker: "a", Started: day.Add(time.Second)}
+	newer := &job.Manifest{TaskID: "t1", Status: "SUCCESS", Attempts: 1, Worker: "b", Started: day.Add(2 * time.Second)}
+	stale := &job.Manifest{TaskID: "t1", Status: "SUCCESS", Attempts: 1, Worker: "a", Started: day.Add(time.Second)}
 	write(newer)
 	write(stale)
 	if got := stored("t1"); got.Worker != "b" {
 		t.Errorf("the stale attempt replaced the newer manifest: %+v", got)
 	}
 	// A retry (one more attempt) replaces it even if its clock is behind.
-	retry := &Manifest{TaskID: "t1", Status: "FAILURE", Attempts: 2, Worker: "c", Started: day.Add(1500 * time.Millisecond)}
+	retry := &job.Manifest{TaskID: "t1", Status: "FAILURE", Attempts: 2, Worker: "c", Started: day.Add(1500 * time.Millisecond)}
 	write(retry)
 	if got := stored("t1"); got.Worker != "c" {
 		t.Errorf("a later retry did not replace the manifest: %+v", got)
@@ -86,7 +87,7 @@ func checkManifestOrder(t *testing.T, store *storage.Store, journal string) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			m := &Manifest{TaskID: "t2", Attempts: 1, Worker: fmt.Sprint(i), Started: day.Add(time.Duration(i) * time.Millisecond)}
+			m := &job.Manifest{TaskID: "t2", Attempts: 1, Worker: fmt.Sprint(i), Started: day.Add(time.Duration(i) * time.Millisecond)}
 			if err := r.writeManifest(ctx, m); err != nil {
 				t.Error(err)
 			}

@@ -1,9 +1,10 @@
-package job
+package runner
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/renderfarm/renderfarm/job"
 	"log/slog"
 	"math/rand/v2"
 	"time"
@@ -73,39 +74,7 @@ func New(cfg Config) (*Runner, error) {
 // Register adds renderfarm.render to a worker's registry.
 func (r *Runner) Register(reg *worker.Registry) {
 	maxRetries := r.cfg.MaxAttempts - 1
-	reg.Register(TaskName, r.Handle, worker.TaskOptions{MaxRetries: maxRetries})
-}
-
-// Result is what the task returns to the client.
-type Result struct {
-	Source   SourceInfo   `json:"source"`
-	Outputs  []OutputInfo `json:"outputs"`
-	Timings  Timings      `json:"timings_ms"`
-	Attempts int          `json:"attempts"`
-}
-
-type SourceInfo struct {
-	Width  int    `json:"width"`
-	Height int    `json:"height"`
-	Format string `json:"format"`
-	Bytes  int    `json:"bytes"`
-}
-
-type OutputInfo struct {
-	Key    string `json:"key"`
-	Width  int    `json:"width"`
-	Height int    `json:"height"`
-	Format string `json:"format"`
-	Bytes  int    `json:"bytes"`
-	SHA256 string `json:"sha256"`
-	ETag   string `json:"etag"`
-}
-
-type Timings struct {
-	Fetch  float64 `json:"fetch"`
-	Render float64 `json:"render"`
-	Upload float64 `json:"upload"`
-	Total  float64 `json:"total"`
+	reg.Register(job.TaskName, r.Handle, worker.TaskOptions{MaxRetries: maxRetries})
 }
 
 // Handle runs one job. Bad input fails at once and is dead-lettered;
@@ -114,7 +83,7 @@ type Timings struct {
 // job whose outputs and record are stored.
 func (r *Runner) Handle(ctx context.Context, t *worker.Task) (any, error) {
 	start := time.Now()
-	m := &Manifest{TaskID: t.ID, Worker: r.cfg.Hostname, Attempts: t.Retries + 1, Started: start.UTC()}
+	m := &job.Manifest{TaskID: t.ID, Worker: r.cfg.Hostname, Attempts: t.Retries + 1, Started: start.UTC()}
 	res, err := r.run(ctx, t, m)
 	m.Finished = time.Now().UTC()
 	if res != nil {
@@ -124,17 +93,17 @@ func (r *Runner) Handle(ctx context.Context, t *worker.Task) (any, error) {
 	m.Result = res
 	final := err == nil || isPermanent(err) || t.Retries+1 >= r.cfg.MaxAttempts
 	if err != nil {
-		m.Error = &ManifestError{Message: err.Error(), Permanent: isPermanent(err), Code: errorCode(err)}
-		m.Status = "RETRY"
+		m.Error = &job.ManifestError{Message: err.Error(), Permanent: isPermanent(err), Code: errorCode(err)}
+		m.Status = job.StatusRetry
 		if final {
-			m.Status = "FAILURE"
+			m.Status = job.StatusFailure
 		}
 	} else {
-		m.Status = "SUCCESS"
+		m.Status = job.StatusSuccess
 	}
 	if merr := r.writeManifest(ctx, m); merr != nil {
 		// Without its record the job is not done: try again later.
-		r.storageFailed(ctx, m, "manifest", ManifestLocation(r.cfg.Journal, m.TaskID, m.Started), merr)
+		r.storageFailed(ctx, m, "manifest", job.ManifestLocation(r.cfg.Journal, m.TaskID, m.Started), merr)
 		if err == nil || !final {
 			return nil, r.retry(t, fmt.Errorf("writing the manifest: %w", merr))
 		}
@@ -149,8 +118,8 @@ func (r *Runner) Handle(ctx context.Context, t *worker.Task) (any, error) {
 	}
 }
 
-func (r *Runner) run(ctx context.Context, t *worker.Task, m *Manifest) (*Result, error) {
-	req, err := requestFromTask(t.Args, t.Kwargs)
+func (r *Runner) run(ctx context.Context, t *worker.Task, m *job.Manifest) (*job.Result, error) {
+	req, err := job.RequestFromTask(t.Args, t.Kwargs)
 	if err != nil {
 		return nil, err
 	}
@@ -159,11 +128,11 @@ func (r *Runner) run(ctx context.Context, t *worker.Task, m *Manifest) (*Result,
 	if err != nil {
 		return nil, err
 	}
-	src, outs, marks, err := locations(r.cfg.Store, req, variants)
+	src, outs, marks, err := job.Locations(r.cfg.Store, req, variants)
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{}
+	res := &job.Result{}
 
 	// I/O runs outside the engine's admission: a slow store never holds a
 	// render slot.
@@ -187,7 +156,7 @@ func (r *Runner) run(ctx context.Context, t *worker.Task, m *Manifest) (*Result,
 	}
 	res.Timings.Render = ms(time.Since(t1))
 	w, h := rendered.Source.DisplaySize()
-	res.Source = SourceInfo{Width: w, Height: h, Format: string(rendered.Source.Format), Bytes: rendered.Source.Bytes}
+	res.Source = job.SourceInfo{Width: w, Height: h, Format: string(rendered.Source.Format), Bytes: rendered.Source.Bytes}
 
 	// Keys are the request's own, so a retry after a partial upload
 	// rewrites the same objects.
@@ -200,7 +169,7 @@ func (r *Runner) run(ctx context.Context, t *worker.Task, m *Manifest) (*Result,
 		if err != nil {
 			return nil, r.storageFailed(ctx, m, "put", outs[i].String(), err)
 		}
-		res.Outputs = append(res.Outputs, OutputInfo{Key: o.Key, Width: o.Width, Height: o.Height, Format: string(o.Format),
+		res.Outputs = append(res.Outputs, job.OutputInfo{Key: o.Key, Width: o.Width, Height: o.Height, Format: string(o.Format),
 			Bytes: len(o.Data), SHA256: put.SHA256, ETag: put.ETag})
 	}
 	res.Timings.Upload = ms(time.Since(t2))
@@ -212,7 +181,7 @@ func (r *Runner) run(ctx context.Context, t *worker.Task, m *Manifest) (*Result,
 // manifest recording the error is overwritten by the next attempt's. The
 // code is the storage error class (unavailable, not_found, forbidden...);
 // Store counts the same failure in renderfarm_storage_errors_total.
-func (r *Runner) storageFailed(ctx context.Context, m *Manifest, op, location string, err error) error {
+func (r *Runner) storageFailed(ctx context.Context, m *job.Manifest, op, location string, err error) error {
 	code := "other"
 	var se *storage.Error
 	if errors.As(err, &se) {

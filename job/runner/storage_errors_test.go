@@ -1,8 +1,9 @@
-package job
+package runner
 
 import (
 	"bytes"
 	"context"
+	"github.com/renderfarm/renderfarm/job"
 	"log/slog"
 	"net"
 	"strings"
@@ -53,7 +54,7 @@ func TestStorageFailuresAreLoggedAndCounted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	task := &worker.Task{ID: "storage-down", Name: TaskName, Retries: 2,
+	task := &worker.Task{ID: "storage-down", Name: job.TaskName, Retries: 2,
 		Kwargs: map[string]any{"source": "s3://uploads/u/1.jpg", "recipe": "gallery", "dest": "s3://renders/1/"}}
 	if _, err := r.Handle(context.Background(), task); err == nil {
 		t.Fatal("a render with its S3 server down succeeded")
