@@ -13,7 +13,8 @@ func tuneCommand() *cli.Command {
 		Name:  "tune",
 		Usage: "show the settings derived from this host's CPUs and memory",
 		Description: "Prints every value the render engine runs with and where it came from.\n" +
-			"Flags and RENDERFARM_* variables override any of them.",
+			"Flags and RENDERFARM_* variables override any of them.\n" +
+			"   renderfarm tune --memory 8GiB --slots 4 --json",
 		Flags: append(engineFlags(), &cli.BoolFlag{Name: "json", Usage: "print JSON"}),
 		Action: func(c *cli.Context) error {
 			t, err := tuning(c)
