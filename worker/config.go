@@ -51,6 +51,18 @@ type Config struct {
 	Logger    *slog.Logger
 }
 
+// How long the worker waits on the broker outside a task's own context.
+const (
+	// publishWait bounds a publish that must not be lost (a result, a
+	// retry, a dead-letter record, an eta task parked): longer than a
+	// reconnect, so a short outage delays it rather than drops it.
+	publishWait = 30 * time.Second
+	// quickWait bounds what something else covers for if it fails: a
+	// control reply (the client times out and asks again), handing a
+	// delivery back (the broker redelivers it anyway).
+	quickWait = 10 * time.Second
+)
+
 const (
 	defaultGrace           = 30 * time.Second
 	defaultMaxRedeliveries = 5

@@ -16,24 +16,24 @@ import (
 // unlike quorum queues, keep no count of their own.
 const hdrRedeliveries = "x-renderfarm-redeliveries"
 
-// runtime is what the consumer and the control server share, assembled by
+// deps is what the consumer and the control server share, assembled by
 // the Worker.
-type runtime struct {
+type deps struct {
 	cfg     Config
 	conn    Broker
 	reg     *Registry
 	st      *state
-	events  *EventSender
+	events  *eventSender
 	results ResultBackend
 	log     *slog.Logger
 }
 
-// Consumer takes deliveries from the worker's queues and runs each task in
+// consumer takes deliveries from the worker's queues and runs each task in
 // one of Concurrency slots. It can pause (stop taking work, hand back what
 // it holds but has not started) and resume, and it shuts down warm (let
 // running tasks finish) or cold (cancel them, and requeue their messages).
-type Consumer struct {
-	rt    *runtime
+type consumer struct {
+	rt    *deps
 	slots chan struct{}
 
 	// taskCtx is every handler's parent: cancelled on a cold shutdown.
@@ -47,14 +47,14 @@ type Consumer struct {
 	tasks    sync.WaitGroup     // one per delivery being handled
 }
 
-func newConsumer(rt *runtime) *Consumer {
-	c := &Consumer{rt: rt, slots: make(chan struct{}, rt.cfg.Concurrency)}
+func newConsumer(rt *deps) *consumer {
+	c := &consumer{rt: rt, slots: make(chan struct{}, rt.cfg.Concurrency)}
 	c.taskCtx, c.cancelTask = context.WithCancelCause(context.Background())
 	return c
 }
 
 // Start consumes every configured queue.
-func (c *Consumer) Start(ctx context.Context) error {
+func (c *consumer) Start(ctx context.Context) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.running {
@@ -74,7 +74,7 @@ func (c *Consumer) Start(ctx context.Context) error {
 	return nil
 }
 
-func (c *Consumer) loop(ch <-chan *broker.Delivery, q celery.Queue, stopping chan struct{}) {
+func (c *consumer) loop(ch <-chan *broker.Delivery, q celery.Queue, stopping chan struct{}) {
 	for d := range ch {
 		c.tasks.Add(1)
 		go func() {
@@ -86,7 +86,7 @@ func (c *Consumer) loop(ch <-chan *broker.Delivery, q celery.Queue, stopping cha
 
 // Pause stops taking deliveries and hands back those received but not
 // started (SIGTSTP, and the first half of a warm shutdown).
-func (c *Consumer) Pause() {
+func (c *consumer) Pause() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.running {
@@ -100,7 +100,7 @@ func (c *Consumer) Pause() {
 // Shutdown stops consuming, lets running tasks finish until ctx ends, then
 // cancels what is still running; no message is lost either way: unstarted
 // and cancelled tasks go back to their queue.
-func (c *Consumer) Shutdown(ctx context.Context) {
+func (c *consumer) Shutdown(ctx context.Context) {
 	c.Pause()
 	done := make(chan struct{})
 	go func() { c.tasks.Wait(); close(done) }()
@@ -119,7 +119,7 @@ func (c *Consumer) Shutdown(ctx context.Context) {
 }
 
 // handle takes one delivery from receipt to acknowledgement.
-func (c *Consumer) handle(d *broker.Delivery, q celery.Queue, stopping <-chan struct{}) {
+func (c *consumer) handle(d *broker.Delivery, q celery.Queue, stopping <-chan struct{}) {
 	rt := c.rt
 	if d.Stale() {
 		c.dropStale(d, nil)
@@ -185,7 +185,7 @@ func (c *Consumer) handle(d *broker.Delivery, q celery.Queue, stopping <-chan st
 // Nothing is sent: the broker requeued the message when the channel died
 // and delivers it again, here or to another worker. msg is nil when the
 // delivery was not decoded yet.
-func (c *Consumer) dropStale(d *broker.Delivery, msg *celery.Message) {
+func (c *consumer) dropStale(d *broker.Delivery, msg *celery.Message) {
 	id := ""
 	if msg != nil {
 		id = msg.ID
@@ -195,7 +195,7 @@ func (c *Consumer) dropStale(d *broker.Delivery, msg *celery.Message) {
 }
 
 // skip settles a task that must not run: revoked, or past its expiry.
-func (c *Consumer) skip(r *request) bool {
+func (c *consumer) skip(r *request) bool {
 	switch {
 	case c.rt.st.revoked.has(r.msg.ID):
 		c.revoked(r, "revoked", false)
@@ -213,7 +213,7 @@ func (c *Consumer) skip(r *request) bool {
 // with a count header of ours and the original acked, so the count travels
 // with the message from worker to worker. It reports whether the delivery
 // was dealt with here.
-func (c *Consumer) countDelivery(d *broker.Delivery, q celery.Queue, msg *celery.Message) bool {
+func (c *consumer) countDelivery(d *broker.Delivery, q celery.Queue, msg *celery.Message) bool {
 	limit := c.rt.cfg.MaxRedeliveries
 	if n, ok := intHeader(d.Headers, "x-delivery-count"); ok {
 		if n >= int64(limit) {
@@ -249,12 +249,12 @@ func (c *Consumer) countDelivery(d *broker.Delivery, q celery.Queue, msg *celery
 
 // poison dead-letters a message that cannot or must not run, with the
 // reason, and records FAILURE when it is a task a client may wait for.
-func (c *Consumer) poison(d *broker.Delivery, q celery.Queue, reason string, msg *celery.Message) {
+func (c *consumer) poison(d *broker.Delivery, q celery.Queue, reason string, msg *celery.Message) {
 	c.rt.log.Error("dead-lettering message", "queue", q.Name, "reason", reason, "message_id", d.MessageId, "correlation_id", d.CorrelationId)
 	if msg != nil {
 		c.failure(&request{msg: msg, d: d, queue: q}, celery.ExceptionInfo{Type: "WorkerLostError", Module: "billiard.exceptions", Message: []any{reason}}, nil)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), publishWait)
 	defer cancel()
 	if err := deadLetter(ctx, c.rt.conn, c.rt.cfg.DeadLetterExchange, c.rt.cfg.Hostname, d, q.Name, reason); err != nil {
 		// Not recorded, so not dropped: back to the queue, where the
@@ -270,13 +270,13 @@ func (c *Consumer) poison(d *broker.Delivery, q celery.Queue, reason string, msg
 // it does not count as a redelivery: a copy goes back to the queue and the
 // original is acked. If the copy can't be published the original is
 // requeued instead.
-func (c *Consumer) giveBack(r *request) {
+func (c *consumer) giveBack(r *request) {
 	if r.d.Stale() {
 		// The broker already requeued it; a copy would be a duplicate.
 		c.dropStale(r.d, r.msg)
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), quickWait)
 	defer cancel()
 	if err := c.rt.conn.Publish(ctx, "", r.queue.Name, republishable(r.d)); err != nil {
 		c.settle(r, r.d.Nack(true))
@@ -287,7 +287,7 @@ func (c *Consumer) giveBack(r *request) {
 
 // settle logs what an ack/nack/reject returned. A stale delivery (its
 // channel died) is not an error: the broker redelivers it.
-func (c *Consumer) settle(r *request, err error) {
+func (c *consumer) settle(r *request, err error) {
 	if r != nil {
 		r.acked = true
 	}

@@ -15,13 +15,13 @@ import (
 	"github.com/renderfarm/renderfarm/broker/celery"
 )
 
-// ControlServer answers Celery's remote control (`celery inspect ...`,
+// controlServer answers Celery's remote control (`celery inspect ...`,
 // `celery control ...`, Flower) on the worker's pidbox queue, with replies
 // in Celery's format so the Python tools read them unchanged.
-type ControlServer struct {
-	rt        *runtime
-	heartbeat *Heartbeat
-	consumer  *Consumer
+type controlServer struct {
+	rt        *deps
+	heartbeat *heartbeat
+	consumer  *consumer
 	shutdown  func() // asks the worker for a warm shutdown
 
 	cancel context.CancelFunc
@@ -29,8 +29,8 @@ type ControlServer struct {
 	once   sync.Once
 }
 
-func newControlServer(rt *runtime, hb *Heartbeat, c *Consumer, shutdown func()) *ControlServer {
-	return &ControlServer{rt: rt, heartbeat: hb, consumer: c, shutdown: shutdown, done: make(chan struct{})}
+func newControlServer(rt *deps, hb *heartbeat, c *consumer, shutdown func()) *controlServer {
+	return &controlServer{rt: rt, heartbeat: hb, consumer: c, shutdown: shutdown, done: make(chan struct{})}
 }
 
 // pidboxTopology is exactly what kombu declares for a worker's mailbox.
@@ -49,7 +49,7 @@ func pidboxTopology(hostname string) broker.Topology {
 }
 
 // Start declares the mailbox and serves it.
-func (s *ControlServer) Start(ctx context.Context) error {
+func (s *controlServer) Start(ctx context.Context) error {
 	if err := s.rt.conn.Declare(ctx, pidboxTopology(s.rt.cfg.Hostname)); err != nil {
 		return fmt.Errorf("declaring the control mailbox: %w", err)
 	}
@@ -70,7 +70,7 @@ func (s *ControlServer) Start(ctx context.Context) error {
 }
 
 // Shutdown stops serving; a command being answered completes first.
-func (s *ControlServer) Shutdown(ctx context.Context) {
+func (s *controlServer) Shutdown(ctx context.Context) {
 	s.once.Do(func() {
 		if s.cancel == nil {
 			close(s.done)
@@ -84,7 +84,7 @@ func (s *ControlServer) Shutdown(ctx context.Context) {
 	}
 }
 
-func (s *ControlServer) serve(d *broker.Delivery) {
+func (s *controlServer) serve(d *broker.Delivery) {
 	defer d.Ack()
 	req, err := celery.DecodeControl(d.Delivery)
 	if err != nil {
@@ -111,7 +111,7 @@ func (s *ControlServer) serve(d *broker.Delivery) {
 	if exchange == "" {
 		exchange = celery.ReplyPidboxExchange
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), quickWait)
 	defer cancel()
 	if err := s.rt.conn.Publish(ctx, exchange, req.ReplyRoutingKey, pub); err != nil && !errors.Is(err, broker.ErrUnroutable) {
 		s.rt.log.Warn("control reply not sent", "method", req.Method, "err", err)
@@ -120,7 +120,7 @@ func (s *ControlServer) serve(d *broker.Delivery) {
 
 // dispatch runs one command; answer is false for commands Celery does not
 // reply to (shutdown).
-func (s *ControlServer) dispatch(req *celery.ControlRequest) (reply any, answer bool) {
+func (s *controlServer) dispatch(req *celery.ControlRequest) (reply any, answer bool) {
 	rt := s.rt
 	switch req.Method {
 	case "ping":
@@ -164,7 +164,7 @@ func (s *ControlServer) dispatch(req *celery.ControlRequest) (reply any, answer 
 	return map[string]any{"error": "No such control command: " + req.Method}, true
 }
 
-func (s *ControlServer) revoke(args map[string]any) map[string]any {
+func (s *controlServer) revoke(args map[string]any) map[string]any {
 	var ids []string
 	switch v := args["task_id"].(type) {
 	case string:
@@ -201,7 +201,7 @@ func (s *ControlServer) revoke(args map[string]any) map[string]any {
 	return map[string]any{"ok": fmt.Sprintf("tasks %s flagged as revoked", list)}
 }
 
-func (s *ControlServer) addRevoked(ids []any) {
+func (s *controlServer) addRevoked(ids []any) {
 	var list []string
 	for _, x := range ids {
 		if id, ok := x.(string); ok {
@@ -213,14 +213,9 @@ func (s *ControlServer) addRevoked(ids []any) {
 	}
 }
 
-func (s *ControlServer) stats() map[string]any {
+func (s *controlServer) stats() map[string]any {
 	rt := s.rt
-	rt.st.mu.Lock()
-	total := map[string]any{}
-	for k, v := range rt.st.total {
-		total[k] = v
-	}
-	rt.st.mu.Unlock()
+	total := rt.st.totals()
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return map[string]any{
@@ -242,7 +237,7 @@ func (s *ControlServer) stats() map[string]any {
 func tv(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
 
 // requestInfo is a request as `celery inspect active/reserved` lists it.
-func (s *ControlServer) requestInfo(r *request) map[string]any {
+func (s *controlServer) requestInfo(r *request) map[string]any {
 	var start any
 	if !r.started.IsZero() {
 		start = float64(r.started.UnixNano()) / 1e9
@@ -255,28 +250,18 @@ func (s *ControlServer) requestInfo(r *request) map[string]any {
 	}
 }
 
-func (s *ControlServer) requests(set map[*request]struct{}) []any {
-	s.rt.st.mu.Lock()
-	defer s.rt.st.mu.Unlock()
-	out := []any{}
-	for r := range set {
-		out = append(out, s.requestInfo(r))
-	}
-	return out
+func (s *controlServer) requests(set map[*request]struct{}) []any {
+	return s.rt.st.collect(set, func(r *request) any { return s.requestInfo(r) })
 }
 
-func (s *ControlServer) scheduled() []any {
-	s.rt.st.mu.Lock()
-	defer s.rt.st.mu.Unlock()
-	out := []any{}
-	for r := range s.rt.st.scheduled {
-		out = append(out, map[string]any{"eta": r.msg.ETA.Format(time.RFC3339Nano), "priority": r.d.Priority, "request": s.requestInfo(r)})
-	}
-	return out
+func (s *controlServer) scheduled() []any {
+	return s.rt.st.collect(s.rt.st.scheduled, func(r *request) any {
+		return map[string]any{"eta": r.msg.ETA.Format(time.RFC3339Nano), "priority": r.d.Priority, "request": s.requestInfo(r)}
+	})
 }
 
 // activeQueues describes the consumed queues as kombu's Queue.as_dict does.
-func (s *ControlServer) activeQueues() []any {
+func (s *controlServer) activeQueues() []any {
 	out := []any{}
 	for _, q := range s.rt.cfg.Queues {
 		args := map[string]any{}

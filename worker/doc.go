@@ -4,8 +4,12 @@
 // unchanged.
 //
 // A Worker is a set of small duties, each in its own file with a start and
-// a stop: the consumer (consumer.go) takes deliveries and runs them in
-// slots, the heartbeat (heartbeat.go) and event sender (events.go) keep
-// monitors informed, and the control server (control.go) answers celery
-// inspect/control. Everything they share lives in state.go.
+// a shutdown: the consumer (consumer.go) takes deliveries and runs each in
+// a slot (execute.go: the handler, its result, retry and settling), the
+// heartbeat (heartbeat.go) and event sender (events.go) keep monitors
+// informed, and the control server (control.go) answers celery
+// inspect/control. Their dependencies come in one deps value built by the
+// Worker; the requests and counters they share live in state.go, which
+// owns their lock. A task whose delivery's channel has died is never
+// started: the broker has already given it to another worker.
 package worker

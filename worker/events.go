@@ -16,11 +16,11 @@ import (
 // nicety: when the broker is slow, events are dropped, never tasks delayed.
 const eventQueueSize = 4096
 
-// EventSender publishes Celery events (task-*, worker-*) to the celeryev
+// eventSender publishes Celery events (task-*, worker-*) to the celeryev
 // exchange for `celery events` and Flower. Events go out from one
 // goroutine so a slow broker never blocks a task; they can be switched on
 // and off at run time, as `celery control enable_events` does.
-type EventSender struct {
+type eventSender struct {
 	conn     Publisher
 	hostname string
 	state    *state
@@ -33,15 +33,15 @@ type EventSender struct {
 	done   chan struct{}
 }
 
-func newEventSender(conn Publisher, hostname string, st *state, enabled bool, log *slog.Logger) *EventSender {
-	s := &EventSender{conn: conn, hostname: hostname, state: st, log: log,
+func newEventSender(conn Publisher, hostname string, st *state, enabled bool, log *slog.Logger) *eventSender {
+	s := &eventSender{conn: conn, hostname: hostname, state: st, log: log,
 		queue: make(chan celery.Event, eventQueueSize), done: make(chan struct{})}
 	s.enabled.Store(enabled)
 	return s
 }
 
 // Start begins publishing queued events.
-func (s *EventSender) Start() {
+func (s *eventSender) Start() {
 	go func() {
 		defer close(s.done)
 		for ev := range s.queue {
@@ -51,7 +51,7 @@ func (s *EventSender) Start() {
 }
 
 // Shutdown publishes what is queued (worker-offline last) and stops.
-func (s *EventSender) Shutdown(ctx context.Context) {
+func (s *eventSender) Shutdown(ctx context.Context) {
 	s.mu.Lock()
 	if !s.closed {
 		s.closed = true
@@ -64,13 +64,13 @@ func (s *EventSender) Shutdown(ctx context.Context) {
 	}
 }
 
-func (s *EventSender) SetEnabled(on bool) { s.enabled.Store(on) }
+func (s *eventSender) SetEnabled(on bool) { s.enabled.Store(on) }
 
 // send queues an event when events are enabled. As with Celery, a worker
 // whose events are off is invisible to monitors until enable_events.
 // fields is only called then: reprs of args and results are not free, and
 // every task sends several events.
-func (s *EventSender) send(typ string, fields func() map[string]any) {
+func (s *eventSender) send(typ string, fields func() map[string]any) {
 	if !s.enabled.Load() {
 		return
 	}
@@ -87,7 +87,7 @@ func (s *EventSender) send(typ string, fields func() map[string]any) {
 	}
 }
 
-func (s *EventSender) publish(ev celery.Event) {
+func (s *eventSender) publish(ev celery.Event) {
 	key, pub, err := celery.EncodeEvent(ev)
 	if err != nil {
 		s.log.Warn("cannot encode event", "type", ev["type"], "err", err)
@@ -103,11 +103,11 @@ func (s *EventSender) publish(ev celery.Event) {
 }
 
 // workerFields are the fields every worker-* event carries.
-func (s *EventSender) workerFields(version string) func() map[string]any {
+func (s *eventSender) workerFields(version string) func() map[string]any {
 	return func() map[string]any { return s.workerFieldsNow(version) }
 }
 
-func (s *EventSender) workerFieldsNow(version string) map[string]any {
+func (s *eventSender) workerFieldsNow(version string) map[string]any {
 	active, processed := s.state.counts()
 	return map[string]any{
 		"freq":      heartbeatInterval.Seconds(),

@@ -27,7 +27,7 @@ var errDeliveryLost = errors.New("the delivery's channel closed; the broker rede
 
 // run executes the handler in the request's slot, gives the slot back
 // (release) once the handler has returned, and settles the message.
-func (c *Consumer) run(r *request, reg registered, release func()) {
+func (c *consumer) run(r *request, reg registered, release func()) {
 	rt, msg := c.rt, r.msg
 	hard, soft := limits(msg, reg.opts)
 	ctx, cancel := context.WithCancelCause(c.taskCtx)
@@ -42,10 +42,7 @@ func (c *Consumer) run(r *request, reg registered, release func()) {
 		t := time.AfterFunc(soft, func() { close(softCh) })
 		defer t.Stop()
 	}
-	rt.st.mu.Lock()
-	r.cancel, r.started = cancel, time.Now()
-	rt.st.mu.Unlock()
-	rt.st.move(r, rt.st.reserved, rt.st.active)
+	rt.st.begin(r, cancel)
 	defer rt.st.finish(r)
 
 	if rt.cfg.EarlyAck {
@@ -130,19 +127,19 @@ func limits(m *celery.Message, o TaskOptions) (hard, soft time.Duration) {
 // requeueStarted puts back a task cancelled by a cold shutdown: a late-ack
 // message is simply requeued; an early-acked one is republished, since the
 // broker already forgot it.
-func (c *Consumer) requeueStarted(r *request) {
+func (c *consumer) requeueStarted(r *request) {
 	if !r.acked {
 		c.settle(r, r.d.Nack(true))
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), quickWait)
 	defer cancel()
 	if err := c.rt.conn.Publish(ctx, "", r.queue.Name, republishable(r.d)); err != nil {
 		c.rt.log.Error("task lost in cold shutdown: cannot republish an early-acked message", "id", r.msg.ID, "err", err)
 	}
 }
 
-func (c *Consumer) success(r *request, v any, runtime time.Duration) {
+func (c *consumer) success(r *request, v any, runtime time.Duration) {
 	msg := r.msg
 	c.store(r, celery.Result{TaskID: msg.ID, Status: celery.Success, Result: v, Children: []any{}})
 	c.rt.events.send("task-succeeded", func() map[string]any {
@@ -158,7 +155,7 @@ func (c *Consumer) success(r *request, v any, runtime time.Duration) {
 
 // failure stores FAILURE, tells monitors, calls errbacks, and fails the rest
 // of a chain, whose clients would otherwise wait forever.
-func (c *Consumer) failure(r *request, exc celery.ExceptionInfo, trace *string) {
+func (c *consumer) failure(r *request, exc celery.ExceptionInfo, trace *string) {
 	msg := r.msg
 	c.store(r, celery.Result{TaskID: msg.ID, Status: celery.Failure, Result: exc, Traceback: trace, Children: []any{}})
 	tb := ""
@@ -187,12 +184,12 @@ func (c *Consumer) failure(r *request, exc celery.ExceptionInfo, trace *string) 
 // the dead-letter exchange, with this reason, when it finally fails.
 type DeadLetterer interface{ DeadLetterReason() string }
 
-func (c *Consumer) recordFailure(r *request, err error) {
+func (c *consumer) recordFailure(r *request, err error) {
 	var dl DeadLetterer
 	if !errors.As(err, &dl) {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), publishWait)
 	defer cancel()
 	if perr := deadLetter(ctx, c.rt.conn, c.rt.cfg.DeadLetterExchange, c.rt.cfg.Hostname, r.d, r.queue.Name, dl.DeadLetterReason()); perr != nil {
 		c.rt.log.Error("failed task not dead-lettered", "id", r.msg.ID, "err", perr)
@@ -200,7 +197,7 @@ func (c *Consumer) recordFailure(r *request, err error) {
 }
 
 // revoked settles a task that is not to run, or was stopped.
-func (c *Consumer) revoked(r *request, reason string, expired bool) {
+func (c *consumer) revoked(r *request, reason string, expired bool) {
 	c.store(r, celery.Result{TaskID: r.msg.ID, Status: celery.Revoked, Result: celery.TaskRevoked(reason), Children: []any{}})
 	c.rt.events.send("task-revoked", func() map[string]any {
 		return map[string]any{"uuid": r.msg.ID, "terminated": reason == "terminated", "signum": nil, "expired": expired}
@@ -209,7 +206,7 @@ func (c *Consumer) revoked(r *request, reason string, expired bool) {
 
 // retry republishes the task with the same id, retries+1 and an eta, and
 // stores RETRY; past its limit the wrapped error is the final failure.
-func (c *Consumer) retry(r *request, rt *Retry, defaultMax int) {
+func (c *consumer) retry(r *request, rt *Retry, defaultMax int) {
 	msg := r.msg
 	maxRetries := defaultMax
 	if rt.MaxRetries != nil {
@@ -241,7 +238,7 @@ func (c *Consumer) retry(r *request, rt *Retry, defaultMax int) {
 	next.Headers = cleanHeaders(msg.Headers)
 	pub, err := celery.Encode(&next)
 	if err == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), publishWait)
 		err = c.rt.conn.Publish(ctx, r.d.Exchange, r.d.RoutingKey, pub)
 		cancel()
 	}
@@ -258,7 +255,7 @@ func (c *Consumer) retry(r *request, rt *Retry, defaultMax int) {
 
 // sendSignature publishes a callback, errback or the next link of a chain,
 // as Celery does: the parent's result first in its args unless immutable.
-func (c *Consumer) sendSignature(r *request, sig celery.Signature, prefix []any, chain []celery.Signature) {
+func (c *consumer) sendSignature(r *request, sig celery.Signature, prefix []any, chain []celery.Signature) {
 	parent := r.msg
 	id, _ := sig.Options["task_id"].(string)
 	if id == "" {
@@ -287,7 +284,7 @@ func (c *Consumer) sendSignature(r *request, sig celery.Signature, prefix []any,
 	}
 	pub, err := celery.Encode(m)
 	if err == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), publishWait)
 		err = c.rt.conn.Publish(ctx, exchange, key, pub)
 		cancel()
 	}
@@ -298,7 +295,7 @@ func (c *Consumer) sendSignature(r *request, sig celery.Signature, prefix []any,
 
 // waitETA parks a task with a distant eta in a delay queue (and acks it),
 // or holds one due within holdLimit. It reports whether to go on running.
-func (c *Consumer) waitETA(r *request, stopping <-chan struct{}) bool {
+func (c *consumer) waitETA(r *request, stopping <-chan struct{}) bool {
 	wait := time.Until(*r.msg.ETA)
 	if wait > holdLimit {
 		level := celery.DelayLevels[0]
@@ -307,7 +304,7 @@ func (c *Consumer) waitETA(r *request, stopping <-chan struct{}) bool {
 				level = d
 			}
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), publishWait)
 		defer cancel()
 		if err := c.rt.conn.Publish(ctx, "", r.queue.DelayQueue(level), republishable(r.d)); err != nil {
 			c.rt.log.Warn("cannot park eta task; holding it", "id", r.msg.ID, "err", err)
@@ -339,7 +336,7 @@ func (c *Consumer) waitETA(r *request, stopping <-chan struct{}) bool {
 // redelivers the task and its next run stores the result, so waiting out
 // the outage (up to 30 s) would only hold the goroutine and, for RPC
 // results, send a stale state later.
-func (c *Consumer) store(r *request, res celery.Result) {
+func (c *consumer) store(r *request, res celery.Result) {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
 	if !r.acked && r.d != nil {
@@ -359,18 +356,18 @@ func (c *Consumer) store(r *request, res celery.Result) {
 	c.storeCtx(ctx, r.msg, res)
 }
 
-func (c *Consumer) storeFor(msg *celery.Message, res celery.Result) {
+func (c *consumer) storeFor(msg *celery.Message, res celery.Result) {
 	c.storeCtx(context.Background(), msg, res)
 }
 
-func (c *Consumer) storeCtx(ctx context.Context, msg *celery.Message, res celery.Result) {
+func (c *consumer) storeCtx(ctx context.Context, msg *celery.Message, res celery.Result) {
 	if msg.IgnoreResult {
 		return
 	}
 	if context.Cause(ctx) != errDeliveryLost {
 		now := time.Now().UTC()
 		res.DateDone = &now
-		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		sctx, cancel := context.WithTimeout(ctx, publishWait)
 		err := c.rt.results.Store(sctx, msg, res)
 		cancel()
 		if err == nil {

@@ -12,20 +12,20 @@ import (
 // after two missed beats.
 const heartbeatInterval = 2 * time.Second
 
-// Heartbeat announces the worker: worker-online at start, worker-heartbeat
+// heartbeat announces the worker: worker-online at start, worker-heartbeat
 // every two seconds with its load and counts, worker-offline at the end.
-type Heartbeat struct {
-	events  *EventSender
+type heartbeat struct {
+	events  *eventSender
 	version string
 	stop    chan struct{}
 	done    chan struct{}
 }
 
-func newHeartbeat(events *EventSender, version string) *Heartbeat {
-	return &Heartbeat{events: events, version: version, stop: make(chan struct{}), done: make(chan struct{})}
+func newHeartbeat(events *eventSender, version string) *heartbeat {
+	return &heartbeat{events: events, version: version, stop: make(chan struct{}), done: make(chan struct{})}
 }
 
-func (h *Heartbeat) Start() {
+func (h *heartbeat) Start() {
 	h.events.send("worker-online", h.events.workerFields(h.version))
 	go func() {
 		defer close(h.done)
@@ -43,10 +43,10 @@ func (h *Heartbeat) Start() {
 }
 
 // beat sends one heartbeat now; remote control's heartbeat command uses it.
-func (h *Heartbeat) beat() { h.events.send("worker-heartbeat", h.events.workerFields(h.version)) }
+func (h *heartbeat) beat() { h.events.send("worker-heartbeat", h.events.workerFields(h.version)) }
 
 // Shutdown stops the beats and says worker-offline.
-func (h *Heartbeat) Shutdown(ctx context.Context) {
+func (h *heartbeat) Shutdown(ctx context.Context) {
 	close(h.stop)
 	select {
 	case <-h.done:

@@ -69,6 +69,39 @@ func (s *state) finish(r *request) {
 	s.processed++
 }
 
+// begin marks r running: its cancel function and start time are set and
+// it moves from reserved to active, in one step for inspect's readers.
+func (s *state) begin(r *request, cancel context.CancelCauseFunc) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r.cancel, r.started = cancel, time.Now()
+	delete(s.reserved, r)
+	s.active[r] = struct{}{}
+}
+
+// totals is a copy of the finished counts, by task name.
+func (s *state) totals() map[string]any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]any, len(s.total))
+	for k, v := range s.total {
+		out[k] = v
+	}
+	return out
+}
+
+// collect maps f over one of the request sets (reserved, scheduled,
+// active) under the lock; f must not call back into s.
+func (s *state) collect(set map[*request]struct{}, f func(*request) any) []any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := []any{}
+	for r := range set {
+		out = append(out, f(r))
+	}
+	return out
+}
+
 func (s *state) counts() (active, processed int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -11,10 +11,10 @@ import (
 // Worker is one Celery-compatible worker: a consumer, a heartbeat, an event
 // sender and a control server over one broker connection.
 type Worker struct {
-	rt        *runtime
-	consumer  *Consumer
-	heartbeat *Heartbeat
-	control   *ControlServer
+	rt        *deps
+	consumer  *consumer
+	heartbeat *heartbeat
+	control   *controlServer
 
 	shutdownOnce sync.Once
 	requested    chan struct{} // closed by remote control's shutdown
@@ -35,7 +35,7 @@ func New(conn Broker, reg *Registry, cfg Config) (*Worker, error) {
 	if results == nil {
 		results = RPCBackend{Conn: conn}
 	}
-	rt := &runtime{cfg: cfg, conn: conn, reg: reg, st: st, results: results,
+	rt := &deps{cfg: cfg, conn: conn, reg: reg, st: st, results: results,
 		log: cfg.Logger.With("worker", cfg.Hostname)}
 	rt.events = newEventSender(conn, cfg.Hostname, st, cfg.Events, rt.log)
 	w := &Worker{rt: rt, requested: make(chan struct{})}
