@@ -28,6 +28,9 @@ type Config struct {
 	PublishTimeout time.Duration // how long Publish waits for a confirm, default 10s
 	Name           string        // connection_name client property (shows in the management UI)
 	Logger         *slog.Logger  // nil means slog.Default()
+	// Metrics counts reconnects and publish outcomes and shows the
+	// connection state (NewMetrics); nil counts nothing.
+	Metrics *Metrics
 
 	// DialTimeout bounds one connection attempt: TCP connect plus the AMQP
 	// handshake. Default 10s. Without it a broker that accepts TCP but never

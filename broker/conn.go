@@ -161,7 +161,7 @@ func newConn(cfg Config) (*Conn, error) {
 	var idb [6]byte
 	_, _ = rand.Read(idb[:])
 	cctx, cancel := context.WithCancel(context.Background())
-	return &Conn{
+	c := &Conn{
 		cfg:      cfg,
 		log:      cfg.Logger.With("component", "broker", "conn", cfg.Name),
 		ctx:      cctx,
@@ -169,7 +169,9 @@ func newConn(cfg Config) (*Conn, error) {
 		ready:    make(chan struct{}),
 		pubLock:  make(chan struct{}, 1),
 		idPrefix: hex.EncodeToString(idb[:]),
-	}, nil
+	}
+	cfg.Metrics.watch(c)
+	return c, nil
 }
 
 // connectFirst dials until the first connection is made, declares
@@ -413,6 +415,7 @@ func (c *Conn) supervise(s *session) {
 			return
 		}
 		c.log.Info("broker: reconnected", "downtime", time.Since(start).Round(time.Millisecond), "attempts", attempts)
+		c.cfg.Metrics.reconnected()
 		c.notifyReconnect()
 		s = next
 	}

@@ -63,7 +63,7 @@ var errPublisherGone = errors.New("broker: publish channel closed")
 // msg.MessageId is set to a unique id when empty: it is how a basic.return is
 // matched to its publish (Celery ignores message_id).
 func (c *Conn) Publish(ctx context.Context, exchange, key string, msg amqp.Publishing) error {
-	return c.publish(ctx, exchange, key, true, true, msg)
+	return c.cfg.Metrics.published(c.publish(ctx, exchange, key, true, true, msg))
 }
 
 // PublishNow is Publish for callers that must answer at once, such as an
@@ -71,7 +71,7 @@ func (c *Conn) Publish(ctx context.Context, exchange, key string, msg amqp.Publi
 // (wrapped with ErrNotConfirmed: nothing was sent) instead of waiting for
 // the reconnect.
 func (c *Conn) PublishNow(ctx context.Context, exchange, key string, msg amqp.Publishing) error {
-	return c.publish(ctx, exchange, key, true, false, msg)
+	return c.cfg.Metrics.published(c.publish(ctx, exchange, key, true, false, msg))
 }
 
 func (c *Conn) publish(ctx context.Context, exchange, key string, mandatory, waitReconnect bool, msg amqp.Publishing) error {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/google/uuid"
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -39,6 +40,9 @@ func Enqueue(ctx context.Context, publish PublishFunc, exchange, routingKey stri
 	if err != nil {
 		return "", err
 	}
+	// Celery clients send no publish time; ours do, so a worker can tell
+	// how long the task waited in the queue.
+	msg.Timestamp = time.Now().UTC()
 	if err := publish(ctx, exchange, routingKey, msg); err != nil {
 		return "", err
 	}

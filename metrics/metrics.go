@@ -7,6 +7,7 @@ package metrics
 
 import (
 	"net/http"
+	"runtime"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -67,4 +68,15 @@ func (m *HTTP) Wrap(route string, h http.Handler) http.Handler {
 	h = promhttp.InstrumentHandlerDuration(m.duration.MustCurryWith(labels), h)
 	h = promhttp.InstrumentHandlerCounter(m.requests.MustCurryWith(labels), h)
 	return promhttp.InstrumentHandlerInFlight(m.inFlight, h)
+}
+
+// RegisterBuildInfo registers renderfarm_build_info{version,goversion,libvips},
+// always 1, so dashboards can tell the builds of a fleet apart.
+func RegisterBuildInfo(reg prometheus.Registerer, version, libvips string) {
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: Namespace, Name: "build_info",
+		Help: "The running build: renderfarm version, Go version and libvips version; always 1.",
+	}, []string{"version", "goversion", "libvips"})
+	g.WithLabelValues(version, runtime.Version(), libvips).Set(1)
+	reg.MustRegister(g)
 }

@@ -17,8 +17,22 @@ type Engine struct {
 	slots  *semaphore.Weighted
 	memory *semaphore.Weighted
 
-	mu      sync.Mutex
-	running int
+	mu       sync.Mutex
+	running  int
+	reserved int64 // memory admitted renders hold against the budget
+}
+
+// Usage is what the engine's admission holds right now, for metrics.
+type Usage struct {
+	Slots, Running   int
+	Budget, Reserved int64
+}
+
+// Usage reports the slots and memory renders hold now.
+func (e *Engine) Usage() Usage {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return Usage{Slots: e.cfg.Slots, Running: e.running, Budget: e.cfg.MemoryBudget, Reserved: e.reserved}
 }
 
 // New starts libvips (once per process) and returns an engine for cfg.
@@ -214,12 +228,14 @@ func (e *Engine) admit(ctx context.Context, bytes int64) (func(), error) {
 	}
 	e.mu.Lock()
 	e.running++
+	e.reserved += bytes
 	e.mu.Unlock()
 	return func() {
 		e.slots.Release(1)
 		e.memory.Release(bytes)
 		e.mu.Lock()
 		e.running--
+		e.reserved -= bytes
 		idle := e.running == 0
 		e.mu.Unlock()
 		if idle {

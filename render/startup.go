@@ -41,3 +41,14 @@ func start(vipsThreads int) {
 // trimMemory hands freed heap pages back to the kernel, so a worker's RSS
 // falls back after a large image instead of staying at its high-water mark.
 func trimMemory() { C.malloc_trim(0) }
+
+// VipsMemory is libvips' own count of the memory it has allocated and of
+// its live allocations (vips_tracked_get_mem and _allocs).
+func VipsMemory() (bytes, allocations int64) {
+	var st vips.MemoryStats
+	vips.ReadVipsMemStats(&st)
+	return st.Mem, st.Allocs
+}
+
+// VipsVersion is the version of the libvips this process runs on.
+func VipsVersion() string { return vips.Version }

@@ -15,7 +15,7 @@ rm -rf "$OUT" && mkdir -p "$OUT"
 URL=$(bash scripts/rabbitmq.sh)
 echo "demo: RabbitMQ at ${URL%%@*}@…" >&2
 
-"$BIN" worker --broker "$URL" --queues renderfarm-demo \
+"$BIN" worker --broker "$URL" --queues renderfarm-demo --metrics-listen 127.0.0.1:0 \
   --hostname "renderfarm-demo@$(hostname)" \
   --file-root "$PWD/testdata:$OUT" --journal "file://$OUT/_jobs/" \
   --state-dir "$OUT/_state" --log-level warn &

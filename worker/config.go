@@ -6,6 +6,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/renderfarm/renderfarm/broker/celery"
 )
 
@@ -48,7 +49,10 @@ type Config struct {
 	// BrokerURL is the AMQP URL the worker's connection uses; celery
 	// inspect stats reports its host, port and vhost (never the password).
 	BrokerURL string
-	Logger    *slog.Logger
+	// Registry gets the worker's metrics (tasks by outcome, queue wait,
+	// slots, redeliveries, dead letters); nil: none.
+	Registry prometheus.Registerer
+	Logger   *slog.Logger
 }
 
 // How long the worker waits on the broker outside a task's own context.

@@ -24,6 +24,7 @@ type deps struct {
 	reg     *Registry
 	st      *state
 	events  *eventSender
+	metrics *workerMetrics
 	results ResultBackend
 	log     *slog.Logger
 }
@@ -125,6 +126,9 @@ func (c *consumer) handle(d *broker.Delivery, q celery.Queue, stopping <-chan st
 		c.dropStale(d, nil)
 		return
 	}
+	if d.Redelivered {
+		rt.metrics.redelivery()
+	}
 	msg, err := celery.Decode(d.Delivery)
 	if err != nil {
 		c.poison(d, q, "malformed message: "+err.Error(), nil)
@@ -138,6 +142,7 @@ func (c *consumer) handle(d *broker.Delivery, q celery.Queue, stopping <-chan st
 	reg, ok := rt.reg.lookup(msg.Task)
 	if !ok {
 		rt.log.Warn("unknown task, rejected", "task", msg.Task, "id", msg.ID)
+		rt.metrics.finished(unregistered, outcomeRejected)
 		c.failure(r, celery.NotRegistered(msg.Task), nil)
 		rt.events.send("task-rejected", func() map[string]any { return map[string]any{"uuid": msg.ID, "requeue": false} })
 		c.settle(r, d.Reject(false))
@@ -204,6 +209,7 @@ func (c *consumer) skip(r *request) bool {
 	default:
 		return false
 	}
+	c.rt.metrics.finished(r.msg.Task, outcomeRevoked)
 	c.settle(r, r.d.Ack())
 	return true
 }
@@ -253,6 +259,14 @@ func (c *consumer) poison(d *broker.Delivery, q celery.Queue, reason string, msg
 	c.rt.log.Error("dead-lettering message", "queue", q.Name, "reason", reason, "message_id", d.MessageId, "correlation_id", d.CorrelationId)
 	if msg != nil {
 		c.failure(&request{msg: msg, d: d, queue: q}, celery.ExceptionInfo{Type: "WorkerLostError", Module: "billiard.exceptions", Message: []any{reason}}, nil)
+	}
+	c.rt.metrics.deadLetter(reason)
+	if msg != nil {
+		name := unregistered
+		if _, ok := c.rt.reg.lookup(msg.Task); ok {
+			name = msg.Task
+		}
+		c.rt.metrics.finished(name, outcomeDeadLettered)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), publishWait)
 	defer cancel()

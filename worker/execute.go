@@ -44,6 +44,7 @@ func (c *consumer) run(r *request, reg registered, release func()) {
 	}
 	rt.st.begin(r, cancel)
 	defer rt.st.finish(r)
+	rt.metrics.waited(r.d.Timestamp, msg.ETA)
 
 	if rt.cfg.EarlyAck {
 		c.settle(r, r.d.Ack())
@@ -87,19 +88,25 @@ func (c *consumer) run(r *request, reg registered, release func()) {
 	release()
 
 	var retry *Retry
+	rt.metrics.ran(msg.Task, runtime)
 	switch {
 	case o.err == nil:
+		rt.metrics.finished(msg.Task, outcomeSucceeded)
 		c.success(r, o.v, runtime)
 	case errors.Is(o.err, errColdShutdown):
 		c.requeueStarted(r)
 		return
 	case errors.Is(o.err, errTerminated):
+		rt.metrics.finished(msg.Task, outcomeRevoked)
 		c.revoked(r, "terminated", false)
 	case errors.Is(o.err, errHardLimit):
+		rt.metrics.finished(msg.Task, outcomeFailed)
 		c.failure(r, celery.TimeLimitExceeded(hard.Seconds()), nil)
 	case errors.As(o.err, &retry):
+		rt.metrics.finished(msg.Task, outcomeRetried)
 		c.retry(r, retry, reg.opts.MaxRetries)
 	default:
+		rt.metrics.finished(msg.Task, outcomeFailed)
 		var trace *string
 		if o.trace != "" {
 			trace = &o.trace
@@ -191,6 +198,7 @@ func (c *consumer) recordFailure(r *request, err error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), publishWait)
 	defer cancel()
+	c.rt.metrics.deadLetter("task_failed")
 	if perr := deadLetter(ctx, c.rt.conn, c.rt.cfg.DeadLetterExchange, c.rt.cfg.Hostname, r.d, r.queue.Name, dl.DeadLetterReason()); perr != nil {
 		c.rt.log.Error("failed task not dead-lettered", "id", r.msg.ID, "err", perr)
 	}

@@ -136,5 +136,5 @@ func TestJournalOutOfReachOfRequests(t *testing.T) {
 
 func sendTask(t *testing.T, amqpURL string, request any) map[string]any {
 	t.Helper()
-	return testenv.SendTask(t, amqpURL, job.TaskName, request, 60)
+	return testenv.SendTask(t, amqpURL, job.TaskName, nil, request, 60)
 }

@@ -2,11 +2,8 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -49,52 +46,31 @@ work; SIGCONT resumes.`,
 			&cli.DurationFlag{Name: "shutdown-grace", EnvVars: []string{"RENDERFARM_SHUTDOWN_GRACE"}, Value: 30 * time.Second, Usage: "how long a warm shutdown waits for running tasks"},
 			&cli.IntFlag{Name: "max-redeliveries", EnvVars: []string{"RENDERFARM_MAX_REDELIVERIES"}, Value: 5, Usage: "dead-letter a message delivered more often than this"},
 			&cli.StringFlag{Name: "state-dir", EnvVars: []string{"RENDERFARM_STATE_DIR"}, Value: "/var/lib/renderfarm", Usage: "directory for the worker's persisted state (revoked task ids)"},
-			&cli.StringFlag{Name: "metrics-listen", EnvVars: []string{"RENDERFARM_METRICS_LISTEN"}, Usage: "address to serve Prometheus /metrics on, e.g. 127.0.0.1:9464 (default: none)"},
+			&cli.StringFlag{Name: "metrics-listen", EnvVars: []string{"RENDERFARM_METRICS_LISTEN"}, Value: ":9180", Usage: "address to serve /metrics, /healthz and /readyz on (no token; \"\" turns it off)"},
 			&cli.BoolFlag{Name: "test-tasks", EnvVars: []string{"RENDERFARM_TEST_TASKS"}, Hidden: true, Usage: "register renderfarm.test.* tasks"},
 		),
 		Action: runWorker,
 	}
 }
 
-// renderJobs builds the renderfarm.render task: engine, storage, recipes.
-func renderJobs(c *cli.Context, t render.Tuning, hostname string, log *slog.Logger, m *storage.Metrics) (*runner.Runner, error) {
+// renderJobs builds the renderfarm.render task: engine, storage, recipes,
+// with their metrics on reg.
+func renderJobs(c *cli.Context, t render.Tuning, hostname string, log *slog.Logger, reg prometheus.Registerer) (*runner.Runner, error) {
 	engine, err := render.New(t.Config)
 	if err != nil {
 		return nil, err
 	}
+	registerEngineMetrics(reg, engine)
 	recipes, err := render.LoadRecipes(c.String("recipes"))
 	if err != nil {
 		return nil, err
 	}
-	store, journal, err := openStores(c, log, m, true)
+	store, journal, err := openStores(c, log, storage.NewMetrics(reg), true)
 	if err != nil {
 		return nil, err
 	}
 	return runner.New(runner.Config{Engine: engine, Store: store, JournalStore: journal, Recipes: recipes,
-		Journal: c.String("journal"), Hostname: hostname, Logger: log})
-}
-
-// serveMetrics serves /metrics on addr until the returned stop is called.
-// The listener is bound before returning, so a taken port fails the start.
-func serveMetrics(addr string, reg *prometheus.Registry, log *slog.Logger) (stop func(), err error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, err
-	}
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", metrics.Handler(reg))
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second}
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("metrics server stopped", "err", err)
-		}
-	}()
-	log.Info("serving metrics", "addr", ln.Addr().String())
-	return func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-	}, nil
+		Journal: c.String("journal"), Hostname: hostname, Logger: log, Metrics: runner.NewMetrics(reg)})
 }
 
 func runWorker(c *cli.Context) error {
@@ -161,7 +137,20 @@ func runWorker(c *cli.Context) error {
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGTSTP, syscall.SIGCONT)
 	defer signal.Stop(sigs)
 
-	conn, err := broker.Dial(warm, broker.Config{URL: c.String("broker"), Name: cfg.Hostname, Logger: log})
+	// Health and metrics serve from the start: /readyz says 503 until the
+	// broker is reached, and again from the first shutdown signal.
+	registry := metrics.NewRegistry()
+	metrics.RegisterBuildInfo(registry, version, render.VipsVersion())
+	cfg.Registry = registry
+	health := &workerHealth{stopping: warm}
+	if addr := c.String("metrics-listen"); addr != "" {
+		stopMetrics, err := serveWorkerHealth(addr, registry, health, log)
+		if err != nil {
+			return fmt.Errorf("--metrics-listen: %w", err)
+		}
+		defer stopMetrics()
+	}
+	conn, err := broker.Dial(warm, broker.Config{URL: c.String("broker"), Name: cfg.Hostname, Logger: log, Metrics: broker.NewMetrics(registry)})
 	if err != nil {
 		return fmt.Errorf("connecting to the broker: %w", err)
 	}
@@ -171,23 +160,16 @@ func runWorker(c *cli.Context) error {
 	if c.Bool("test-tasks") {
 		worker.RegisterTestTasks(reg)
 	}
-	registry := metrics.NewRegistry()
-	runner, err := renderJobs(c, t, cfg.Hostname, log, storage.NewMetrics(registry))
+	runner, err := renderJobs(c, t, cfg.Hostname, log, registry)
 	if err != nil {
 		return err
-	}
-	if addr := c.String("metrics-listen"); addr != "" {
-		stopMetrics, err := serveMetrics(addr, registry, log)
-		if err != nil {
-			return fmt.Errorf("--metrics-listen: %w", err)
-		}
-		defer stopMetrics()
 	}
 	runner.Register(reg)
 	w, err := worker.New(conn, reg, cfg)
 	if err != nil {
 		return err
 	}
+	health.conn.Store(conn) // ready: everything the worker needs exists
 	go func() {
 		terms := 0
 		for s := range sigs {

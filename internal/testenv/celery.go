@@ -13,11 +13,11 @@ import (
 // python3 first on PATH may be another without it.
 const PythonCelery = "/usr/bin/python3"
 
-// SendTask sends task with kwargs through the stock Python Celery client
-// (worker/testdata/celery_client.py), as an app would, waits up to
-// timeoutSec for its result and returns what the client saw: state, id,
-// result or exc_type/exc_message.
-func SendTask(t testing.TB, amqpURL, task string, kwargs any, timeoutSec int) map[string]any {
+// SendTask sends task with args and kwargs through the stock Python
+// Celery client (worker/testdata/celery_client.py), as an app would, waits
+// up to timeoutSec for its result and returns what the client saw: state,
+// id, result or exc_type/exc_message.
+func SendTask(t testing.TB, amqpURL, task string, args []any, kwargs any, timeoutSec int) map[string]any {
 	t.Helper()
 	root, err := repoRoot()
 	if err != nil {
@@ -27,8 +27,15 @@ func SendTask(t testing.TB, amqpURL, task string, kwargs any, timeoutSec int) ma
 	if err != nil {
 		t.Fatal(err)
 	}
+	if args == nil {
+		args = []any{}
+	}
+	a, err := json.Marshal(args)
+	if err != nil {
+		t.Fatal(err)
+	}
 	cmd := exec.Command(PythonCelery, filepath.Join(root, "worker", "testdata", "celery_client.py"),
-		amqpURL, "send", task, "[]", string(kw), "{}", strconv.Itoa(timeoutSec))
+		amqpURL, "send", task, string(a), string(kw), "{}", strconv.Itoa(timeoutSec))
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {

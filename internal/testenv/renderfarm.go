@@ -141,7 +141,9 @@ func (p *Process) Stop(grace time.Duration) error {
 // Start).
 func Worker(t testing.TB, amqpURL string, env []string, args ...string) *Process {
 	t.Helper()
-	return Start(t, env, append([]string{"worker", "--broker", amqpURL, "--state-dir", t.TempDir()}, args...)...)
+	// A free port for the metrics, so several workers run side by side;
+	// args may name another (the last --metrics-listen wins).
+	return Start(t, env, append([]string{"worker", "--broker", amqpURL, "--state-dir", t.TempDir(), "--metrics-listen", "127.0.0.1:0"}, args...)...)
 }
 
 // lockedBuffer is output written by the process's copying goroutine and

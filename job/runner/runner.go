@@ -34,6 +34,7 @@ type Config struct {
 	MaxAttempts int
 	RetryBase   time.Duration
 	Logger      *slog.Logger
+	Metrics     *Metrics // nil: not counted
 }
 
 // Runner runs renderfarm.render tasks.
@@ -101,7 +102,10 @@ func (r *Runner) Handle(ctx context.Context, t *worker.Task) (any, error) {
 	} else {
 		m.Status = job.StatusSuccess
 	}
-	if merr := r.writeManifest(ctx, m); merr != nil {
+	tm := time.Now()
+	merr := r.writeManifest(ctx, m)
+	r.cfg.Metrics.stage(StageManifest, time.Since(tm))
+	if merr != nil {
 		// Without its record the job is not done: try again later.
 		r.storageFailed(ctx, m, "manifest", job.ManifestLocation(r.cfg.Journal, m.TaskID, m.Started), merr)
 		if err == nil || !final {
@@ -141,13 +145,16 @@ func (r *Runner) run(ctx context.Context, t *worker.Task, m *job.Manifest) (*job
 	if err != nil {
 		return nil, r.storageFailed(ctx, m, "get", src.String(), err)
 	}
+	r.cfg.Metrics.readBytes(src, len(data))
 	wm := map[string][]byte{}
 	for name, loc := range marks {
 		if wm[name], err = r.cfg.Store.Get(ctx, loc, r.cfg.Engine.Config().MaxBytes); err != nil {
 			return nil, r.storageFailed(ctx, m, "get", loc.String(), err)
 		}
+		r.cfg.Metrics.readBytes(loc, len(wm[name]))
 	}
 	res.Timings.Fetch = ms(time.Since(t0))
+	r.cfg.Metrics.stage(StageFetch, time.Since(t0))
 
 	t1 := time.Now()
 	rendered, err := r.cfg.Engine.Render(ctx, render.Job{Source: data, Variants: variants, Watermarks: wm})
@@ -155,6 +162,9 @@ func (r *Runner) run(ctx context.Context, t *worker.Task, m *job.Manifest) (*job
 		return nil, err
 	}
 	res.Timings.Render = ms(time.Since(t1))
+	queued := time.Duration(rendered.Timings.Queue * float64(time.Millisecond))
+	r.cfg.Metrics.stage(StageQueue, queued)
+	r.cfg.Metrics.stage(StageRender, time.Since(t1)-queued)
 	w, h := rendered.Source.DisplaySize()
 	res.Source = job.SourceInfo{Width: w, Height: h, Format: string(rendered.Source.Format), Bytes: rendered.Source.Bytes}
 
@@ -169,10 +179,12 @@ func (r *Runner) run(ctx context.Context, t *worker.Task, m *job.Manifest) (*job
 		if err != nil {
 			return nil, r.storageFailed(ctx, m, "put", outs[i].String(), err)
 		}
+		r.cfg.Metrics.wroteBytes(outs[i], len(o.Data))
 		res.Outputs = append(res.Outputs, job.OutputInfo{Key: o.Key, Width: o.Width, Height: o.Height, Format: string(o.Format),
 			Bytes: len(o.Data), SHA256: put.SHA256, ETag: put.ETag})
 	}
 	res.Timings.Upload = ms(time.Since(t2))
+	r.cfg.Metrics.stage(StageUpload, time.Since(t2))
 	return res, nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/renderfarm/renderfarm/broker/celery"
 	"github.com/renderfarm/renderfarm/job"
 	"os"
@@ -31,6 +32,7 @@ import (
 type farm struct {
 	url, root, journal string
 	conn               *broker.Conn
+	metrics            *prometheus.Registry // the worker's, runner's and connection's series
 }
 
 func startFarm(t *testing.T) *farm {
@@ -53,7 +55,8 @@ func (f *farm) serve(t *testing.T, store, journalStore *storage.Store, journal s
 	t.Helper()
 	f.url = testenv.RabbitMQ(t)
 	ctx := context.Background()
-	conn, err := broker.Dial(ctx, broker.Config{URL: f.url})
+	f.metrics = prometheus.NewRegistry()
+	conn, err := broker.Dial(ctx, broker.Config{URL: f.url, Metrics: broker.NewMetrics(f.metrics)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,13 +66,13 @@ func (f *farm) serve(t *testing.T, store, journalStore *storage.Store, journal s
 		t.Fatal(err)
 	}
 	runner, err := New(Config{Engine: engine, Store: store, JournalStore: journalStore, Journal: journal,
-		Hostname: "renderfarm@test", MaxAttempts: 2, RetryBase: 100 * time.Millisecond})
+		Hostname: "renderfarm@test", MaxAttempts: 2, RetryBase: 100 * time.Millisecond, Metrics: NewMetrics(f.metrics)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	reg := worker.NewRegistry()
 	runner.Register(reg)
-	w, err := worker.New(conn, reg, worker.Config{Hostname: "renderfarm@test", Concurrency: 2, ShutdownGrace: 5 * time.Second})
+	w, err := worker.New(conn, reg, worker.Config{Hostname: "renderfarm@test", Concurrency: 2, ShutdownGrace: 5 * time.Second, Registry: f.metrics})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +89,7 @@ func (f *farm) serve(t *testing.T, store, journalStore *storage.Store, journal s
 // send submits a request with the stock Python client, as an app would.
 func (f *farm) send(t *testing.T, request any) map[string]any {
 	t.Helper()
-	return testenv.SendTask(t, f.url, job.TaskName, request, 60)
+	return testenv.SendTask(t, f.url, job.TaskName, nil, request, 60)
 }
 
 func (f *farm) copyTestdata(t *testing.T, name string) string {

@@ -167,7 +167,7 @@ e2e_pass() { # ROUND
     die "publishing round $r failed"
   "$BE" -mode drain-wait -url "$URL" -vhost "$VHOST" -queue "$q" -n "$N" -bucket bench-out \
     -journal "_jobs/$r/" -log "$WORK/worker-$r.log" -s3-pid "$S3PID" -- \
-    "$RF" worker --broker "$URL" --queues "$q" --events=false --hostname "bench-e2e-$r@local" \
+    "$RF" worker --broker "$URL" --queues "$q" --metrics-listen "" --events=false --hostname "bench-e2e-$r@local" \
     --journal "s3://bench-out/_jobs/$r/" --buckets bench-src,bench-out --s3-path-style \
     --state-dir "$WORK/state-$r" --log-level warn ${BENCH_E2E_CONCURRENCY:+--concurrency "$BENCH_E2E_CONCURRENCY"} \
     >"$WORK/drain.json" ||

@@ -231,7 +231,7 @@ publish() {
 }
 
 go_cmd() { # QUEUE
-  printf '%s\0' "$RF" worker --broker "$URL" --queues "$1" --concurrency "$C" --acks late \
+  printf '%s\0' "$RF" worker --broker "$URL" --metrics-listen "" --queues "$1" --concurrency "$C" --acks late \
     --prefetch "$PREFETCH" --events=false --hostname bench-go@local \
     --state-dir "$WORK/go-state" --log-level warn
 }
