@@ -10,7 +10,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 FUZZ_FAST ?= 100000x
 FUZZ_SLOW ?= 20000x
 
-.PHONY: all setup build demo test fuzz bench bench-worker bench-e2e bench-web testdata clean
+.PHONY: all setup build demo test fuzz bench bench-worker bench-e2e bench-web chaos soak testdata clean
 
 all: build
 
@@ -55,8 +55,20 @@ bench-e2e: build
 bench-web: build
 	bash tools/bench/web.sh
 
+# The fault suite: real workers, web tier, versitygw and a private RabbitMQ
+# node on 127.0.0.1:5681 (the system node is never stopped); one table row
+# per scenario, printed at the end and written to $(CHAOS_TABLE).
+CHAOS_TABLE ?= chaos-table.md
+chaos: setup
+	CHAOS_TABLE=$(abspath $(CHAOS_TABLE)) $(GO) test -tags chaos -count=1 -timeout 15m -v -run '^TestChaos$$' ./tools/chaos/
+
+# Not in CI: steady load for SOAK_DURATION (default 20m) at SOAK_RATE tasks/s
+# (default 4); reports RSS drift and throughput per minute.
+soak: setup
+	CHAOS_TABLE=$(abspath $(CHAOS_TABLE)) $(GO) test -tags chaos -count=1 -timeout 40m -v -run '^TestSoak$$' ./tools/chaos/
+
 testdata:
 	$(GO) run ./tools/gendata -out testdata
 
 clean:
-	rm -rf bin out .cache/bench/out*
+	rm -rf bin out .cache/bench/out* chaos-table.md

@@ -33,10 +33,7 @@ import (
 // PutIfVersion.
 func (s *Store) GetVersioned(ctx context.Context, loc Location, maxBytes int64) (data []byte, version string, err error) {
 	data, version, err = s.getVersioned(ctx, loc, maxBytes)
-	if !errors.Is(err, ErrNotFound) { // absent is an answer here, not a failure
-		s.cfg.Metrics.failed("get", loc, err)
-	}
-	return data, version, err
+	return data, version, s.cfg.Metrics.failed("get", loc, err)
 }
 
 func (s *Store) getVersioned(ctx context.Context, loc Location, maxBytes int64) (data []byte, version string, err error) {

@@ -18,15 +18,17 @@ type Metrics struct{ errors *prometheus.CounterVec }
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: metrics.Namespace, Subsystem: "storage", Name: "errors_total",
-		Help: "Failed storage operations, by operation (get, put), scheme (s3, file, https, http) and error code (unavailable, not_found, forbidden, ...).",
+		Help: "Failed storage operations, by operation (get, put), scheme (s3, file, https, http) and error code (unavailable, forbidden, too_large, ...); not-found answers are not counted.",
 	}, []string{"op", "scheme", "code"})}
 	reg.MustRegister(m.errors)
 	return m
 }
 
-// failed counts err, if any, and returns it.
+// failed counts err, if any, and returns it. Not-found is an answer, not
+// a failure of the store: status lookups of pending tasks and manifest
+// version probes meet it all day, and counting it would bury outages.
 func (m *Metrics) failed(op string, loc Location, err error) error {
-	if m == nil || err == nil {
+	if m == nil || err == nil || errors.Is(err, ErrNotFound) {
 		return err
 	}
 	scheme := loc.Scheme

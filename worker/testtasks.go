@@ -2,7 +2,10 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
+	"syscall"
 	"time"
 )
 
@@ -42,6 +45,17 @@ func RegisterTestTasks(r *Registry) {
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
+	}, TaskOptions{})
+	// kill_self kills its own process, as a handler crashing the worker
+	// (a fault in a C library) would: the fault suite checks that such a
+	// message is dead-lettered after the delivery limit while the other
+	// workers keep serving. Registered only with --test-tasks.
+	r.Register("renderfarm.test.kill_self", func(context.Context, *Task) (any, error) {
+		if err := syscall.Kill(os.Getpid(), syscall.SIGKILL); err != nil {
+			return nil, err
+		}
+		time.Sleep(time.Minute) // SIGKILL cannot be caught; this is not reached
+		return nil, errors.New("survived SIGKILL")
 	}, TaskOptions{})
 	// retry fails until it has been retried kwargs["succeed_after"] times.
 	r.Register("renderfarm.test.retry", func(_ context.Context, t *Task) (any, error) {

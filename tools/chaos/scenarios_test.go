@@ -1,0 +1,453 @@
+//go:build chaos
+
+package chaos
+
+import (
+	"fmt"
+	"net"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/renderfarm/renderfarm/internal/testenv"
+)
+
+const (
+	batch = 200
+	// concurrency is each worker's --concurrency: the most renders one
+	// worker has running when a fault strikes.
+	concurrency = 2
+	drainWithin = 5 * time.Minute
+)
+
+// finish records r however the scenario ends, marked when it failed.
+func finish(t *testing.T, r *row) {
+	if t.Failed() {
+		r.Notes += "SCENARIO FAILED (see log). "
+	}
+	record(*r)
+}
+
+// checkCommon applies what every scenario promises.
+func checkCommon(t *testing.T, r *row) {
+	if r.Lost != 0 {
+		t.Errorf("%d confirmed tasks never completed", r.Lost)
+	}
+	if r.Valid != r.Outputs {
+		t.Errorf("%d of %d outputs decode", r.Valid, r.Outputs)
+	}
+	if r.Crashes != 0 {
+		t.Errorf("%d worker crashes", r.Crashes)
+	}
+}
+
+func secs(d time.Duration) string {
+	if d < 0 {
+		return "not recovered"
+	}
+	return fmt.Sprintf("%.1f s", d.Seconds())
+}
+
+// midBatch deploys a farm of two workers, posts the batch and returns once
+// a fifth of it has started.
+func midBatch(t *testing.T, name string) (*farm, []string) {
+	f := newFarm(t, name, 2)
+	ids, _ := f.send(0, batch)
+	f.waitExecutions(batch/5, 3*time.Minute)
+	return f, ids
+}
+
+// signalWorker sends sig to the second worker, a fault of the scenario's
+// own making (not counted as a crash).
+func (f *farm) signalWorker(sig syscall.Signal) *testenv.Process {
+	victim := f.workers[1]
+	f.ours[victim] = true
+	victim.Signal(sig)
+	return victim
+}
+
+// SIGKILL one of two workers mid-batch: its unacked deliveries go back to
+// the queue and the other worker renders them; only the renders it had
+// running may run twice.
+func scenarioSIGKILL(t *testing.T) {
+	r := &row{Scenario: "SIGKILL one of two workers mid-batch"}
+	defer finish(t, r)
+	f, ids := midBatch(t, "sigkill")
+	from := f.executions()
+	f.signalWorker(syscall.SIGKILL)
+	t0 := time.Now()
+	rec := f.sinceNextExecution(from, t0, time.Minute)
+	r.Recovery = secs(rec) + " to the next render start"
+	f.outcome(r, ids, drainWithin)
+	checkCommon(t, r)
+	if r.Executions > r.Sent+concurrency {
+		t.Errorf("%d executions for %d tasks: more than the killed worker's %d running renders ran twice", r.Executions, r.Sent, concurrency)
+	}
+}
+
+// RabbitMQ stopped 20 s mid-batch: the web tier answers 503 while it is
+// down and 202 after; workers and the web tier come back by themselves
+// within about 2 s of the broker; every confirmed task completes; only
+// the renders running at the loss may run twice.
+func scenarioBrokerDown(t *testing.T) {
+	r := &row{Scenario: "RabbitMQ stopped 20 s mid-batch"}
+	defer finish(t, r)
+	f := newFarm(t, "rabbitmq-down", 2)
+	n := privateNode(t)
+	ids, _ := f.send(0, batch/2)
+	f.waitExecutions(batch/10, 3*time.Minute)
+	n.Stop(t)
+	down := time.Now()
+	probes, refused := 0, 0
+	for k := 0; time.Since(down) < 20*time.Second; k++ {
+		var out struct {
+			ID string `json:"id"`
+		}
+		status, err := f.post("/v1/renders", f.request(batch+k), &out)
+		probes++
+		switch {
+		case err != nil:
+			t.Errorf("a render posted while RabbitMQ was down: %v", err)
+		case status == 503:
+			refused++
+		case status == 202:
+			t.Errorf("a render posted while RabbitMQ was down was accepted")
+			ids = append(ids, out.ID)
+		}
+		time.Sleep(2 * time.Second)
+	}
+	// The broker is back when its port accepts connections, which may be
+	// before rabbitmqctl await_startup returns.
+	upc := make(chan time.Time, 1)
+	go func() {
+		for {
+			if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", nodePort), time.Second); err == nil {
+				c.Close()
+				upc <- time.Now()
+				return
+			}
+			time.Sleep(25 * time.Millisecond)
+		}
+	}()
+	n.Start(t)
+	up := <-upc
+	// Recovery: the last of the workers and the web tier to come back.
+	var workersBack time.Time
+	for deadline := time.Now().Add(2 * time.Minute); workersBack.IsZero() && time.Now().Before(deadline); {
+		all := true
+		for _, p := range f.workers {
+			if !strings.Contains(p.Output(), "broker: reconnected") {
+				all = false
+			}
+		}
+		if all {
+			workersBack = time.Now()
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	f.waitReady(2 * time.Minute)
+	webBack := time.Now()
+	workerRec, webRec := workersBack.Sub(up), webBack.Sub(up)
+	if workersBack.IsZero() {
+		workerRec = -1
+	}
+	r.Recovery = fmt.Sprintf("workers %s, web %s after the port reopened", secs(workerRec), secs(webRec))
+	more, unavailable := f.send(batch/2, batch)
+	ids = append(ids, more...)
+	r.Notes += fmt.Sprintf("down %.0f s in all (20 s stopped + node boot); %d/%d posts during the outage got 503; %d/%d after got 202. ",
+		up.Sub(down).Seconds(), refused, probes, len(more), batch-batch/2)
+	f.outcome(r, ids, drainWithin)
+	checkCommon(t, r)
+	if refused != probes {
+		t.Errorf("%d of %d posts during the outage were not 503", probes-refused, probes)
+	}
+	if unavailable > 0 {
+		t.Errorf("%d posts after the broker's return got 503", unavailable)
+	}
+	if workerRec < 0 || workerRec > 5*time.Second || webRec > 5*time.Second {
+		t.Errorf("recovery %s: want within about 2 s", r.Recovery)
+	}
+	if r.Executions > r.Sent+2*concurrency {
+		t.Errorf("%d executions for %d tasks: more than the %d renders running at the loss ran twice", r.Executions, r.Sent, 2*concurrency)
+	}
+}
+
+// The S3 server unreachable for 30 s mid-batch: renders fail their
+// storage attempts and are retried; every task completes, none fails.
+func scenarioS3Down(t *testing.T) {
+	r := &row{Scenario: "S3 server down 30 s mid-batch"}
+	defer finish(t, r)
+	f, ids := midBatch(t, "s3-down")
+	f.s3Proxy.Cut()
+	time.Sleep(30 * time.Second)
+	f.s3Proxy.Restore()
+	t0 := time.Now()
+	from := f.okPuts()
+	for time.Since(t0) < 2*time.Minute && f.okPuts() == from {
+		time.Sleep(50 * time.Millisecond)
+	}
+	rec := time.Since(t0)
+	if f.okPuts() == from {
+		rec = -1
+	}
+	r.Recovery = secs(rec) + " to the next stored output"
+	warns := 0
+	for _, p := range f.workers {
+		warns += strings.Count(p.Output(), `msg="storage operation failed"`)
+	}
+	r.Notes += fmt.Sprintf("%d storage WARN lines. ", warns)
+	f.outcome(r, ids, drainWithin)
+	checkCommon(t, r)
+	if warns == 0 {
+		t.Error("an S3 outage mid-batch logged no failed storage attempt")
+	}
+}
+
+// okPuts counts outputs stored, from the workers' debug logs.
+func (f *farm) okPuts() int { return f.countLines(`msg="storage put"`, "err=<nil>") }
+
+// SIGTERM one of two workers mid-batch: a warm shutdown lets its running
+// renders finish within the grace and hands the rest back; nothing is
+// lost or repeated.
+func scenarioSIGTERM(t *testing.T) {
+	r := &row{Scenario: "SIGTERM one of two workers mid-batch"}
+	defer finish(t, r)
+	f, ids := midBatch(t, "sigterm")
+	victim := f.signalWorker(syscall.SIGTERM)
+	t0 := time.Now()
+	select {
+	case <-victim.Exited():
+	case <-time.After(45 * time.Second):
+		t.Error("the worker was still running 45 s after SIGTERM (grace 30 s)")
+	}
+	took := time.Since(t0)
+	if err := victim.Stop(time.Second); err != nil {
+		t.Errorf("warm shutdown: %v", err)
+		r.Crashes++
+	}
+	r.Recovery = fmt.Sprintf("worker exited %.1f s after SIGTERM", took.Seconds())
+	f.outcome(r, ids, drainWithin)
+	checkCommon(t, r)
+	if r.Executions != r.Sent {
+		t.Errorf("%d executions for %d tasks: a warm shutdown must not repeat any", r.Executions, r.Sent)
+	}
+}
+
+// Memory: a stream of 47 MP JPEGs, baseline and progressive, through one
+// worker with a 1 GiB render budget: peak RSS stays within the budget plus
+// a stated overhead (the Go runtime, libvips' caches and buffers, encoded
+// sources and outputs held outside the admission).
+func scenarioMemory(t *testing.T) {
+	const (
+		tasks    = 30
+		budget   = 1 << 10 // MiB
+		overhead = 512     // MiB
+	)
+	r := &row{Scenario: fmt.Sprintf("%d x 47 MP JPEGs (half progressive), 1 GiB budget", tasks)}
+	defer finish(t, r)
+	f := newFarm(t, "memory", 1, "--memory-budget", "1GiB")
+	dir := t.TempDir()
+	big, prog := filepath.Join(dir, "big.jpg"), filepath.Join(dir, "big-prog.jpg")
+	// 8400 x 5600 from the test photo; photographs of that size are larger
+	// files, but decoding costs the same per pixel.
+	for _, args := range [][]string{
+		{"resize", "../../testdata/photo.jpg", big, "7"},
+		{"jpegsave", big, prog, "--interlace"},
+	} {
+		if out, err := exec.Command("vips", args...).CombinedOutput(); err != nil {
+			t.Fatalf("vips %v: %v\n%s", args, err, out)
+		}
+	}
+	f.upload(big, "big.jpg")
+	f.upload(prog, "big-prog.jpg")
+	f.sources = []string{"s3://uploads/big.jpg", "s3://uploads/big-prog.jpg"}
+	ids, _ := f.send(0, tasks)
+	f.outcome(r, ids, drainWithin)
+	r.Recovery = "n/a"
+	r.Notes += fmt.Sprintf("budget %d MiB + stated overhead %d MiB. ", budget, overhead)
+	checkCommon(t, r)
+	if r.PeakRSSMiB > budget+overhead {
+		t.Errorf("peak RSS %d MiB over the %d MiB budget plus %d MiB overhead", r.PeakRSSMiB, budget, overhead)
+	}
+}
+
+// rawChannel is a plain amqp091-go channel on the private node, for
+// publishing what no well-behaved client sends and reading dead letters.
+func (f *farm) rawChannel() *amqp.Channel {
+	conn, err := amqp.Dial(privateNode(f.t).URL)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.t.Cleanup(func() { conn.Close() })
+	ch, err := conn.Channel()
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return ch
+}
+
+// Malformed messages and hostile images: zero crashes, and each ends as a
+// FAILURE manifest or a dead-letter record with a reason. The malformed
+// messages are published on the wire as a broken client would; the
+// hostile images go through the web tier like any upload.
+func scenarioPoison(t *testing.T) {
+	r := &row{Scenario: "malformed messages and hostile images"}
+	defer finish(t, r)
+	f := newFarm(t, "poison", 2)
+	ch := f.rawChannel()
+	task := amqp.Table{"task": "renderfarm.render", "id": "chaos-poison-badreq", "lang": "py"}
+	malformed := []amqp.Publishing{
+		{ContentType: "application/json", Headers: amqp.Table{"task": "renderfarm.render", "id": "chaos-poison-json", "lang": "py"}, Body: []byte("{{{")},
+		{ContentType: "application/x-python-serialize", Headers: amqp.Table{"task": "renderfarm.render", "id": "chaos-poison-pickle", "lang": "py"}, Body: []byte("\x80\x04K\x01.")},
+		{ContentType: "application/json", Body: []byte("[]")}, // no task header, not a v1 body
+		// A well-formed message whose request is not one (source is a number).
+		{ContentType: "application/json", Headers: task, Body: []byte(`[[], {"source": 5, "recipe": "gallery", "dest": "s3://renders/x/"}, {}]`)},
+	}
+	for _, p := range malformed {
+		p.DeliveryMode = amqp.Persistent
+		if err := ch.PublishWithContext(t.Context(), "", f.queue, false, false, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hostile := []string{"truncated.jpg", "corrupt.png", "empty.jpg", "image.svg", "bomb.png"}
+	for _, name := range hostile {
+		f.upload("../../testdata/"+name, name)
+	}
+	f.sources = nil
+	for _, name := range hostile {
+		f.sources = append(f.sources, "s3://uploads/"+name)
+	}
+	ids, _ := f.send(0, len(hostile))
+	r.Sent = len(malformed) + len(ids)
+	// Malformed requests to the web tier are refused before anything is
+	// published: 400 with the field at fault.
+	badHTTP := []any{
+		"not an object",
+		map[string]any{"recipe": "gallery", "dest": "s3://renders/x/"},
+		map[string]any{"source": "s3://uploads/photo.jpg", "outputs": []any{map[string]any{"key": "s3://renders/x/a.jpg", "width": 0}}},
+		map[string]any{"source": "file:///etc/passwd", "recipe": "gallery", "dest": "s3://renders/x/"},
+		map[string]any{"source": "https://169.254.169.254/latest/meta-data/", "recipe": "gallery", "dest": "s3://renders/x/"},
+	}
+	refused := 0
+	for _, body := range badHTTP {
+		var out struct {
+			Error struct {
+				Code string `json:"code"`
+			} `json:"error"`
+		}
+		status, err := f.post("/v1/renders", body, &out)
+		if err == nil && status == 400 && out.Error.Code != "" {
+			refused++
+		} else {
+			t.Errorf("a malformed request %v was answered %d (%v), want 400 with an error code", body, status, err)
+		}
+	}
+	r.Notes += fmt.Sprintf("%d/%d malformed HTTP requests refused with 400. ", refused, len(badHTTP))
+
+	// Dead-letter records of this scenario's queue, with their reasons.
+	want := len(malformed) + len(ids) // every permanent failure is dead-lettered too
+	var reasons []string
+	for deadline := time.Now().Add(2 * time.Minute); len(reasons) < want && time.Now().Before(deadline); {
+		d, ok, err := ch.Get("renderfarm.dead", false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			time.Sleep(200 * time.Millisecond)
+			continue
+		}
+		if d.Headers["x-renderfarm-dead-queue"] == f.queue {
+			reasons = append(reasons, fmt.Sprint(d.Headers["x-renderfarm-dead-reason"]))
+		}
+		_ = d.Ack(false)
+	}
+	for _, reason := range reasons {
+		if strings.TrimSpace(reason) == "" || reason == "<nil>" {
+			t.Error("a dead-letter record without a reason")
+		}
+	}
+	// Every hostile image: a FAILURE manifest with an error code.
+	failures, codes := 0, map[string]int{}
+	for _, id := range append([]string{"chaos-poison-badreq"}, ids...) {
+		m := f.waitManifest(id, time.Minute)
+		if m != nil && m.Status == "FAILURE" && m.Error != nil && m.Error.Code != "" {
+			failures++
+			codes[m.Error.Code]++
+		} else {
+			t.Errorf("task %s: manifest %+v, want FAILURE with an error code", id, m)
+		}
+	}
+	r.Completed = len(reasons)
+	r.Lost = max(0, want-len(reasons))
+	r.Executions = f.executions()
+	f.outcomeCrashes(r)
+	r.Recovery = "n/a"
+	r.Notes += fmt.Sprintf("completed = dead-letter records with a reason (%d of %d); %d FAILURE manifests with codes %v. ", len(reasons), want, failures, codes)
+	if r.Lost != 0 {
+		t.Errorf("%d of %d messages left no dead-letter record", r.Lost, want)
+	}
+	if r.Crashes != 0 {
+		t.Errorf("%d worker crashes", r.Crashes)
+	}
+}
+
+// A handler that kills its own process: the message is dead-lettered once
+// it has been delivered more than --max-redeliveries times, the workers it
+// killed are restarted (as systemd would), and the other tasks complete.
+func scenarioKillSelf(t *testing.T) {
+	const limit, renders = 3, 60
+	r := &row{Scenario: "a handler that kills its own process"}
+	defer finish(t, r)
+	f := newFarm(t, "kill-self", 2, "--test-tasks", "--max-redeliveries", strconv.Itoa(limit))
+	ch := f.rawChannel()
+	ids, _ := f.send(0, renders/2)
+	kill := amqp.Publishing{ContentType: "application/json", DeliveryMode: amqp.Persistent,
+		Headers: amqp.Table{"task": "renderfarm.test.kill_self", "id": "chaos-kill-self", "lang": "py"}, Body: []byte(`[[], {}, {}]`)}
+	if err := ch.PublishWithContext(t.Context(), "", f.queue, false, false, kill); err != nil {
+		t.Fatal(err)
+	}
+	more, _ := f.send(renders/2, renders)
+	ids = append(ids, more...)
+
+	// Supervise: restart every worker the task killed, until its
+	// dead-letter record appears.
+	deaths, reason := 0, ""
+	for deadline := time.Now().Add(4 * time.Minute); reason == "" && time.Now().Before(deadline); {
+		for _, p := range f.workers {
+			select {
+			case <-p.Exited():
+				if !f.ours[p] {
+					f.ours[p] = true // the scenario's own fault, not a crash
+					deaths++
+					f.startWorker()
+				}
+			default:
+			}
+		}
+		if d, ok, err := ch.Get("renderfarm.dead", false); err != nil {
+			t.Fatal(err)
+		} else if ok {
+			if d.Headers["x-renderfarm-dead-queue"] == f.queue {
+				reason = fmt.Sprint(d.Headers["x-renderfarm-dead-reason"])
+			}
+			_ = d.Ack(false)
+			continue
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	r.Recovery = "n/a"
+	r.Notes += fmt.Sprintf("the handler killed %d workers (each restarted); dead-letter reason: %q. ", deaths, reason)
+	f.outcome(r, ids, drainWithin)
+	checkCommon(t, r)
+	if reason == "" {
+		t.Error("the self-killing task was never dead-lettered")
+	}
+	if deaths > limit+1 {
+		t.Errorf("the self-killing task ran %d times, over the limit of %d deliveries", deaths, limit)
+	}
+}
