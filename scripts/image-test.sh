@@ -77,6 +77,9 @@ cfg '{{.Docker.Config.Env}}' | grep -q 'MALLOC_ARENA_MAX=2' || fail "MALLOC_AREN
 
 new_ctr C cli
 [[ $(inside "$C" id -u) == "$UID_IN_IMAGE" ]] || fail "commands do not run as uid $UID_IN_IMAGE"
+# The worker's default --state-dir (and file:// journal) must be its own.
+inside "$C" sh -c 'touch /var/lib/renderfarm/.w && rm /var/lib/renderfarm/.w' ||
+  fail "/var/lib/renderfarm is not writable by the image's user"
 inside "$C" sh -c 'command -v curl wget go gcc' 2>/dev/null && fail "build tools or curl/wget are in the runtime image"
 
 # 2. The binary: its version, and what tune makes of this host.
