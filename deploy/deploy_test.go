@@ -9,6 +9,9 @@ package deploy
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -142,6 +145,64 @@ func TestHealthcheckScript(t *testing.T) {
 	tool(t, "shellcheck", "docker/healthcheck.sh")
 	// Roles without a server are healthy while they run.
 	tool(t, "bash", "docker/healthcheck.sh", "/usr/local/bin/renderfarm", "tune", "--json")
+}
+
+// TestHealthcheckFromPID1 runs the health check as Docker does: without
+// arguments, in the PID namespace where `renderfarm web` is PID 1, with the
+// container's environment; the listen address given as a flag, then as
+// RENDERFARM_LISTEN. The web tier serves /healthz before it reaches a
+// broker, so none is needed.
+func TestHealthcheckFromPID1(t *testing.T) {
+	bin := renderfarmBinary(t)
+	script, err := filepath.Abs("docker/healthcheck.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name      string
+		args, env func(addr string) []string
+	}{
+		{"flag", func(a string) []string { return []string{"web", "--listen", a} }, func(string) []string { return nil }},
+		{"env", func(string) []string { return []string{"web"} }, func(a string) []string { return []string{"RENDERFARM_LISTEN=" + a} }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			addr := l.Addr().String()
+			l.Close()
+			env := append(os.Environ(), tc.env(addr)...)
+			web := exec.Command("unshare", append([]string{"--pid", "--fork", "--mount-proc", "--kill-child", bin}, tc.args(addr)...)...)
+			web.Env = append(env, "RENDERFARM_BROKER_URL=amqp://guest:guest@127.0.0.1:1/", "RENDERFARM_API_TOKENS=healthcheck-test-token")
+			var out bytes.Buffer
+			web.Stdout, web.Stderr = &out, &out
+			if err := web.Start(); err != nil {
+				t.Fatalf("unshare: %v", err)
+			}
+			t.Cleanup(func() { _ = web.Process.Kill(); _ = web.Wait() })
+			for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+				if resp, err := http.Get("http://" + addr + "/healthz"); err == nil {
+					resp.Body.Close()
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("web tier not serving on %s:\n%s", addr, out.String())
+				}
+			}
+			// unshare's one child is PID 1 of the new namespace.
+			children, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", web.Process.Pid, web.Process.Pid))
+			if err != nil || len(strings.Fields(string(children))) != 1 {
+				t.Fatalf("children of unshare: %q %v", children, err)
+			}
+			pid1 := strings.Fields(string(children))[0]
+			check := exec.Command("nsenter", "--target", pid1, "--pid", "--mount", "--", "bash", script)
+			check.Env = env
+			if b, err := check.CombinedOutput(); err != nil {
+				t.Errorf("health check of web (%s) as PID 1: %v\n%s", strings.Join(tc.args(addr), " "), err, b)
+			}
+		})
+	}
 }
 
 // The user-data carries the units and shared files inline (it must work
