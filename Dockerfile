@@ -2,7 +2,8 @@
 #   docker run IMAGE worker --broker amqp://...      (health: /healthz on --metrics-listen, :9180)
 #   docker run IMAGE web --listen :8080 ...          (health: /healthz on --listen)
 #   docker run IMAGE tune | render | replay ...      (CLI; no health endpoint)
-# Settings come as flags or RENDERFARM_* variables (README), e.g. an env file.
+# Settings come as flags or RENDERFARM_* variables (each command's --help),
+# e.g. from an env file.
 #
 # Build: `make image` (buildah, tested on this repository's machines), or
 #   docker build --build-arg VERSION=$(git describe --always) -t renderfarm .
