@@ -311,6 +311,45 @@ func TestStopTimeoutExceedsGrace(t *testing.T) {
 	}
 }
 
+// TestWorkerMemoryFollowsMemoryMax runs the worker unit's ExecStart shell
+// line (with `tune` for `worker`) in a private mount namespace whose cgroup
+// filesystem holds this process's cgroup with a memory.max, as systemd
+// makes one for MemoryMax: tune must then see that limit, not MemTotal.
+// (This machine's cgroups are hybrid, so a real cgroup v2 memory limit
+// cannot be made here; the kernel's /proc/self/cgroup is real.)
+func TestWorkerMemoryFollowsMemoryMax(t *testing.T) {
+	bin := renderfarmBinary(t)
+	exec0 := unitSetting(t, "renderfarm-worker.service", "ExecStart")
+	const prefix, worker = "/bin/sh -c '", "/usr/local/bin/renderfarm worker --shutdown-grace 30s"
+	if !strings.HasPrefix(exec0, prefix) || !strings.HasSuffix(exec0, "'") || !strings.Contains(exec0, worker) {
+		t.Fatalf("ExecStart is not the expected sh -c line: %s", exec0)
+	}
+	// systemd's unescaping: $$ is a literal $.
+	script := strings.ReplaceAll(exec0[len(prefix):len(exec0)-1], "$$", "$")
+	script = strings.Replace(script, worker, bin+" tune", 1)
+	for _, tc := range []struct{ max, want string }{
+		// 4 GiB: budget 75% of it less 256 MiB.
+		{"4294967296", "memory budget  2816 MiB  75% of 4096 MiB (override)"},
+		{"max", "(/proc/meminfo MemTotal) less 256 MiB"},
+	} {
+		fake := `mount -t tmpfs none /sys/fs/cgroup && cg=$(sed -n "s/^0:://p" /proc/self/cgroup) && ` +
+			`mkdir -p "/sys/fs/cgroup$cg" && echo "$1" >"/sys/fs/cgroup$cg/memory.max" && exec sh -c "$0"`
+		out, err := exec.Command("unshare", "--mount", "sh", "-c", fake, script, tc.max).CombinedOutput()
+		if err != nil {
+			t.Fatalf("memory.max %s: %v\n%s", tc.max, err, out)
+		}
+		var mem string
+		for _, l := range strings.Split(string(out), "\n") {
+			if strings.HasPrefix(l, "memory budget") {
+				mem = l
+			}
+		}
+		if !strings.Contains(mem, tc.want) {
+			t.Errorf("memory.max %s: tune says %q, want %q\n%s", tc.max, mem, tc.want, out)
+		}
+	}
+}
+
 // TestSystemdVerify runs systemd-analyze verify on the units in a scratch
 // root holding what they reference: the real binary, the env files, kill
 // for ExecReload, and systemd's own units. Verify exits 0 on warnings
@@ -326,6 +365,7 @@ func TestSystemdVerify(t *testing.T) {
 	}
 	tool(t, "cp", bin, filepath.Join(root, "usr/local/bin/renderfarm"))
 	tool(t, "cp", "/usr/bin/kill", filepath.Join(root, "usr/bin/kill"))
+	tool(t, "cp", "/usr/bin/sh", filepath.Join(root, "usr/bin/sh"))
 	tool(t, "cp", "-a", "/usr/lib/systemd/system", filepath.Join(root, "usr/lib/systemd/"))
 	if err := os.Symlink("usr/bin", filepath.Join(root, "bin")); err != nil {
 		t.Fatal(err)
