@@ -568,7 +568,7 @@ func TestRabbitMQConf(t *testing.T) {
 		}
 	})
 	var out string
-	for deadline := time.Now().Add(90 * time.Second); ; time.Sleep(time.Second) {
+	for deadline := time.Now().Add(180 * time.Second); ; time.Sleep(time.Second) { // an Erlang boot on a loaded 2-core machine
 		if out, err = ctl("await_startup", "--timeout", "60"); err == nil {
 			break
 		}
