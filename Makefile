@@ -10,7 +10,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 FUZZ_FAST ?= 100000x
 FUZZ_SLOW ?= 20000x
 
-.PHONY: all setup build demo test fuzz bench bench-worker bench-e2e bench-web chaos soak testdata clean
+.PHONY: all setup build image demo test fuzz bench bench-worker bench-e2e bench-web chaos soak testdata clean
 
 all: build
 
@@ -19,6 +19,13 @@ setup:
 
 build: setup
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/renderfarm
+
+# The container image from the top-level Dockerfile, built with buildah on a
+# locally made Debian 12 base (cached) and tested by running its binary:
+# --version, tune, and its web tier and worker taking a render through
+# RabbitMQ. Prints the image's size. See scripts/image.sh.
+image:
+	VERSION=$(VERSION) bash scripts/image.sh
 
 # The main job, the whole path on one machine: RabbitMQ, a worker on local
 # files, a Python Celery app enqueueing testdata's photos with the default

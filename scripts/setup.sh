@@ -12,6 +12,9 @@ PKGS=(
   redis-server                           # Celery's redis result backend, in tests
   libjemalloc2                           # allocator that keeps libvips' RSS flat
   chromium                               # headless browser for the web tier's status-page test
+  cloud-init                             # `cloud-init schema` for deploy/cloud-init in deploy's tests
+  shellcheck                             # the scripts inside deploy/cloud-init, in deploy's tests
+  systemd                                # `systemd-analyze verify` for deploy/systemd, in deploy's tests
 )
 VERSITYGW_VERSION=v1.8.0
 
@@ -28,6 +31,11 @@ if ((${#missing[@]})); then
   trap 'rm -f /usr/sbin/policy-rc.d' EXIT
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # cloud-init is here for its schema checker only. Installed on a machine
+  # that did not run it, it must not take over the next boot.
+  if [[ " ${missing[*]} " == *" cloud-init "* ]]; then
+    touch /etc/cloud/cloud-init.disabled
+  fi
 fi
 
 GOBIN="$(go env GOPATH)/bin"
