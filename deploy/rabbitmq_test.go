@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -496,6 +497,19 @@ func testFarm(t *testing.T, urls map[string]string) {
 			t.Error(err)
 		}
 	}
+	// Every metric the alert rules and the dashboard name is exported by
+	// this live worker or web tier, after a real render.
+	mline := worker.WaitOutput(t, "serving metrics", 5*time.Second)
+	maddr := regexp.MustCompile(`addr=(\S+)`).FindStringSubmatch(mline)[1]
+	resp, err := http.Get("http://" + maddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	workerScrape, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	_, webScrape := call("GET", "/metrics", "")
+	checkMonitoredMetrics(t, string(workerScrape), webScrape)
+
 	// Nothing was refused along the way (events, heartbeats, the pidbox).
 	for name, p := range map[string]*testenv.Process{"worker": worker, "web": web} {
 		if out := p.Output(); strings.Contains(out, "ACCESS_REFUSED") || strings.Contains(out, "403") {

@@ -14,6 +14,7 @@ PKGS=(
   chromium                               # headless browser for the web tier's status-page test
   cloud-init                             # `cloud-init schema` for deploy/cloud-init in deploy's tests
   shellcheck                             # the scripts inside deploy/cloud-init, in deploy's tests
+  prometheus                             # promtool for deploy/prometheus, in deploy's tests
   systemd                                # `systemd-analyze verify` for deploy/systemd, in deploy's tests
 )
 VERSITYGW_VERSION=v1.8.0

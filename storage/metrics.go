@@ -20,6 +20,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Namespace: metrics.Namespace, Subsystem: "storage", Name: "errors_total",
 		Help: "Failed storage operations, by operation (get, put), scheme (s3, file, https, http) and error code (unavailable, forbidden, too_large, ...); not-found answers are not counted.",
 	}, []string{"op", "scheme", "code"})}
+	// The outage series exist at 0 from the start, so an alert on their
+	// rate sees the first failure.
+	for _, op := range []string{"get", "put"} {
+		for _, scheme := range []string{SchemeS3, SchemeFile, SchemeHTTPS} {
+			if op == "put" && scheme == SchemeHTTPS {
+				continue
+			}
+			m.errors.WithLabelValues(op, scheme, CodeUnavailable)
+		}
+	}
 	reg.MustRegister(m.errors)
 	return m
 }

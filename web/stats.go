@@ -33,6 +33,9 @@ func newWebMetrics(reg prometheus.Registerer) *webMetrics {
 		unauthorized: prometheus.NewCounter(opts("unauthorized_total", "Requests refused with 401.")),
 		replays:      prometheus.NewCounter(opts("idempotent_replays_total", "Answers replayed for a repeated Idempotency-Key.")),
 	}
+	for _, r := range []string{"invalid", "broker"} {
+		m.refused.WithLabelValues(r) // at 0 from the start, so rate() and alerts see them
+	}
 	reg.MustRegister(m.enqueued, m.refused, m.publish, m.rateLimited, m.unauthorized, m.replays)
 	return m
 }

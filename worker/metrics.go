@@ -35,7 +35,7 @@ type workerMetrics struct {
 // waitBuckets reach 30 minutes, as the task stages' do.
 var waitBuckets = prometheus.ExponentialBucketsRange(0.005, 1800, 18)
 
-func newWorkerMetrics(reg prometheus.Registerer, st *state, slots int) *workerMetrics {
+func newWorkerMetrics(reg prometheus.Registerer, st *state, slots int, tasks []string) *workerMetrics {
 	if reg == nil {
 		return nil
 	}
@@ -75,6 +75,16 @@ func newWorkerMetrics(reg prometheus.Registerer, st *state, slots int) *workerMe
 		active, _ := st.counts()
 		return float64(active)
 	})
+	// Known tasks' outcomes and every reason show at 0 from the start, so
+	// rate() and the failure-rate alert have a series before the first.
+	for _, r := range []string{"malformed", "delivery_limit", "task_failed"} {
+		m.deadLettered.WithLabelValues(r)
+	}
+	for _, task := range tasks {
+		for _, o := range []string{outcomeSucceeded, outcomeFailed, outcomeRetried, outcomeRevoked, outcomeDeadLettered} {
+			m.tasks.WithLabelValues(task, o)
+		}
+	}
 	reg.MustRegister(m.tasks, m.queueWait, m.duration, m.redelivered, m.deadLettered, slotsTotal, busy)
 	return m
 }

@@ -38,7 +38,7 @@ func New(conn Broker, reg *Registry, cfg Config) (*Worker, error) {
 	rt := &deps{cfg: cfg, conn: conn, reg: reg, st: st, results: results,
 		log: cfg.Logger.With("worker", cfg.Hostname)}
 	rt.events = newEventSender(conn, cfg.Hostname, st, cfg.Events, rt.log)
-	rt.metrics = newWorkerMetrics(cfg.Registry, st, cfg.Concurrency)
+	rt.metrics = newWorkerMetrics(cfg.Registry, st, cfg.Concurrency, reg.Names())
 	w := &Worker{rt: rt, requested: make(chan struct{})}
 	w.consumer = newConsumer(rt)
 	w.heartbeat = newHeartbeat(rt.events, cfg.Version)

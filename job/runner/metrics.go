@@ -48,6 +48,17 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Bytes of outputs stored, by scheme (s3, file).",
 		}, []string{"scheme"}),
 	}
+	// Every stage and scheme shows at 0 from the start, so dashboards and
+	// rate() have a series before the first task.
+	for _, st := range []string{StageFetch, StageQueue, StageRender, StageUpload, StageManifest} {
+		m.stages.WithLabelValues(st)
+	}
+	for _, sc := range []string{storage.SchemeS3, storage.SchemeFile, storage.SchemeHTTPS} {
+		m.read.WithLabelValues(sc)
+		if sc != storage.SchemeHTTPS {
+			m.written.WithLabelValues(sc)
+		}
+	}
 	reg.MustRegister(m.stages, m.read, m.written)
 	return m
 }

@@ -84,7 +84,10 @@ func TestMetricsAfterRealTasks(t *testing.T) {
 	want := `
 # HELP renderfarm_tasks_total Tasks finished, by task name and outcome: succeeded, failed, retried, revoked, rejected (unknown task), dead_lettered (malformed or over the delivery limit).
 # TYPE renderfarm_tasks_total counter
+renderfarm_tasks_total{outcome="dead_lettered",task="renderfarm.render"} 0
 renderfarm_tasks_total{outcome="failed",task="renderfarm.render"} 1
+renderfarm_tasks_total{outcome="retried",task="renderfarm.render"} 0
+renderfarm_tasks_total{outcome="revoked",task="renderfarm.render"} 0
 renderfarm_tasks_total{outcome="succeeded",task="renderfarm.render"} 2
 `
 	if err := testutil.GatherAndCompare(f.metrics, strings.NewReader(want), "renderfarm_tasks_total"); err != nil {
