@@ -221,14 +221,14 @@ func (c *consumer) skip(r *request) bool {
 // was dealt with here.
 func (c *consumer) countDelivery(d *broker.Delivery, q celery.Queue, msg *celery.Message) bool {
 	limit := c.rt.cfg.MaxRedeliveries
-	if n, ok := intHeader(d.Headers, "x-delivery-count"); ok {
+	if n, ok := celery.TableInt(d.Headers, "x-delivery-count"); ok {
 		if n >= int64(limit) {
 			c.poison(d, q, fmt.Sprintf("delivered %d times, more than the limit of %d", n+1, limit), msg)
 			return true
 		}
 		return false
 	}
-	n, _ := intHeader(d.Headers, hdrRedeliveries)
+	n, _ := celery.TableInt(d.Headers, hdrRedeliveries)
 	if !d.Redelivered {
 		return false
 	}
@@ -331,20 +331,3 @@ func republishable(d *broker.Delivery) amqp.Publishing {
 	}
 }
 
-func intHeader(h amqp.Table, name string) (int64, bool) {
-	switch v := h[name].(type) {
-	case int64:
-		return v, true
-	case int32:
-		return int64(v), true
-	case int:
-		return int64(v), true
-	case int16:
-		return int64(v), true
-	case int8:
-		return int64(v), true
-	case uint8:
-		return int64(v), true
-	}
-	return 0, false
-}

@@ -515,3 +515,19 @@ func TestEncodeTimesInArgs(t *testing.T) {
 		}
 	}
 }
+
+func TestTableInt(t *testing.T) {
+	for _, tc := range []struct {
+		v    any
+		want int64
+		ok   bool
+	}{
+		{int64(7), 7, true}, {int32(-3), -3, true}, {int16(2), 2, true}, {int8(1), 1, true},
+		{uint8(255), 255, true}, {uint32(9), 9, true}, {"7", 0, false}, {7.0, 0, false}, {nil, 0, false},
+	} {
+		n, ok := TableInt(amqp.Table{"k": tc.v}, "k")
+		if n != tc.want || ok != tc.ok {
+			t.Errorf("TableInt(%T %v) = %d, %v; want %d, %v", tc.v, tc.v, n, ok, tc.want, tc.ok)
+		}
+	}
+}

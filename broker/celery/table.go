@@ -171,3 +171,19 @@ func toAMQP(v any) (any, error) {
 	}
 	return nil, fmt.Errorf("cannot put a %T in an AMQP header", v)
 }
+
+// TableInt reads an integer header of an AMQP table, whichever integer
+// width the sender used (RabbitMQ's x-delivery-count is a long, py-amqp
+// writes small ints narrower); ok is false when it is absent or not an
+// integer.
+func TableInt(t amqp.Table, key string) (n int64, ok bool) {
+	switch v := t[key].(type) {
+	case int8, uint8, int16, uint16, int32, uint32, int, int64:
+		x, err := fromAMQP(v, 0)
+		if err != nil {
+			return 0, false
+		}
+		return x.(int64), true
+	}
+	return 0, false
+}
