@@ -82,51 +82,11 @@ func runWorker(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	cfg := worker.Config{
-		Hostname:           c.String("hostname"),
-		Concurrency:        c.Int("concurrency"),
-		Prefetch:           c.Int("prefetch"),
-		EarlyAck:           false,
-		TrackStarted:       c.Bool("track-started"),
-		Events:             c.Bool("events"),
-		ShutdownGrace:      c.Duration("shutdown-grace"),
-		MaxRedeliveries:    c.Int("max-redeliveries"),
-		DeadLetterExchange: c.String("dead-letter-exchange"),
-		Version:            version,
-		BrokerURL:          c.String("broker"),
-		Logger:             log,
-	}
-	if cfg.Concurrency == 0 {
-		cfg.Concurrency = t.Slots
-	}
-	if cfg.Hostname == "" {
-		cfg.Hostname = worker.DefaultHostname()
-	}
-	switch c.String("acks") {
-	case "late":
-	case "early":
-		cfg.EarlyAck = true
-	default:
-		return cli.Exit("--acks must be late or early", 2)
-	}
-	if cfg.Queues, err = queues(c, "queues", false); err != nil {
+	cfg, closeResults, err := workerConfig(c, t, log)
+	if err != nil {
 		return err
 	}
-	if dir := c.String("state-dir"); dir != "" {
-		cfg.RevokedFile = filepath.Join(dir, "revoked-"+strings.ReplaceAll(cfg.Hostname, "/", "_")+".tsv")
-	}
-	switch rb := c.String("result-backend"); {
-	case rb == "rpc://" || rb == "rpc":
-	case strings.HasPrefix(rb, "redis://") || strings.HasPrefix(rb, "rediss://"):
-		redisResults, err := worker.NewRedisBackend(rb, c.Duration("result-expires"))
-		if err != nil {
-			return cli.Exit(fmt.Sprintf("--result-backend/--result-expires: %v", err), 2)
-		}
-		defer redisResults.Close()
-		cfg.Results = redisResults
-	default:
-		return cli.Exit(fmt.Sprintf("--result-backend %q: want rpc://, redis:// or rediss://", rb), 2)
-	}
+	defer closeResults()
 
 	// First SIGINT/SIGTERM: warm shutdown; a second: cold.
 	warm, stopWarm := context.WithCancel(c.Context)
@@ -170,26 +130,81 @@ func runWorker(c *cli.Context) error {
 		return err
 	}
 	health.conn.Store(conn) // ready: everything the worker needs exists
-	go func() {
-		terms := 0
-		for s := range sigs {
-			switch s {
-			case syscall.SIGTSTP:
-				w.Pause()
-			case syscall.SIGCONT:
-				if err := w.Resume(warm); err != nil {
-					log.Error("resume failed", "err", err)
-				}
-			default:
-				terms++
-				if terms == 1 {
-					log.Info("warm shutdown requested; send again for a cold shutdown", "signal", s)
-					stopWarm()
-				} else {
-					stopCold()
-				}
+	go handleSignals(sigs, w, warm, stopWarm, stopCold, log)
+	return w.Run(warm, cold)
+}
+
+// workerConfig reads the worker's settings from its flags; closeResults releasess
+// the result backend's connections.
+func workerConfig(c *cli.Context, t render.Tuning, log *slog.Logger) (cfg worker.Config, closeResults func(), err error) {
+	closeResults = func() {}
+	cfg = worker.Config{
+		Hostname:           c.String("hostname"),
+		Concurrency:        c.Int("concurrency"),
+		Prefetch:           c.Int("prefetch"),
+		TrackStarted:       c.Bool("track-started"),
+		Events:             c.Bool("events"),
+		ShutdownGrace:      c.Duration("shutdown-grace"),
+		MaxRedeliveries:    c.Int("max-redeliveries"),
+		DeadLetterExchange: c.String("dead-letter-exchange"),
+		Version:            version,
+		BrokerURL:          c.String("broker"),
+		Logger:             log,
+	}
+	if cfg.Concurrency == 0 {
+		cfg.Concurrency = t.Slots
+	}
+	if cfg.Hostname == "" {
+		cfg.Hostname = worker.DefaultHostname()
+	}
+	switch c.String("acks") {
+	case "late":
+	case "early":
+		cfg.EarlyAck = true
+	default:
+		return cfg, closeResults, cli.Exit("--acks must be late or early", 2)
+	}
+	if cfg.Queues, err = queues(c, "queues", false); err != nil {
+		return cfg, closeResults, err
+	}
+	if dir := c.String("state-dir"); dir != "" {
+		cfg.RevokedFile = filepath.Join(dir, "revoked-"+strings.ReplaceAll(cfg.Hostname, "/", "_")+".tsv")
+	}
+	switch rb := c.String("result-backend"); {
+	case rb == "rpc://" || rb == "rpc":
+	case strings.HasPrefix(rb, "redis://") || strings.HasPrefix(rb, "rediss://"):
+		redisResults, err := worker.NewRedisBackend(rb, c.Duration("result-expires"))
+		if err != nil {
+			return cfg, closeResults, cli.Exit(fmt.Sprintf("--result-backend/--result-expires: %v", err), 2)
+		}
+		cfg.Results = redisResults
+		closeResults = func() { redisResults.Close() }
+	default:
+		return cfg, closeResults, cli.Exit(fmt.Sprintf("--result-backend %q: want rpc://, redis:// or rediss://", rb), 2)
+	}
+	return cfg, closeResults, nil
+}
+
+// handleSignals: the first SIGINT or SIGTERM is a warm shutdown, a second
+// a cold one; SIGTSTP pauses the worker and SIGCONT resumes it.
+func handleSignals(sigs <-chan os.Signal, w *worker.Worker, warm context.Context, stopWarm, stopCold func(), log *slog.Logger) {
+	terms := 0
+	for s := range sigs {
+		switch s {
+		case syscall.SIGTSTP:
+			w.Pause()
+		case syscall.SIGCONT:
+			if err := w.Resume(warm); err != nil {
+				log.Error("resume failed", "err", err)
+			}
+		default:
+			terms++
+			if terms == 1 {
+				log.Info("warm shutdown requested; send again for a cold shutdown", "signal", s)
+				stopWarm()
+			} else {
+				stopCold()
 			}
 		}
-	}()
-	return w.Run(warm, cold)
+	}
 }
