@@ -134,7 +134,7 @@ func runWorker(c *cli.Context) error {
 	return w.Run(warm, cold)
 }
 
-// workerConfig reads the worker's settings from its flags; closeResults releasess
+// workerConfig reads the worker's settings from its flags; closeResults releases
 // the result backend's connections.
 func workerConfig(c *cli.Context, t render.Tuning, log *slog.Logger) (cfg worker.Config, closeResults func(), err error) {
 	closeResults = func() {}
