@@ -29,6 +29,9 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+BENCH_NAME=bench-e2e
+# shellcheck source=tools/bench/lib.sh
+source "$ROOT/tools/bench/lib.sh"
 cd "$ROOT"
 
 CORES=$(nproc)
@@ -42,33 +45,19 @@ if [[ ${BENCH_QUICK:-0} == 1 ]]; then COPIES=2; fi
 OUTPUTS=3 # the default recipe's variants
 TARGET=0.85
 
-log() { printf 'bench-e2e: %s\n' "$*" >&2; }
-die() {
-  log "error: $*"
-  exit 1
-}
 
 export ERL_EPMD_ADDRESS=127.0.0.1
 export RABBITMQ_CTL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
-ctl() { timeout 60 rabbitmqctl -q "$@"; }
 
 WORK=$(mktemp -d /tmp/bench-e2e.XXXXXX)
-VHOST=""
 S3PID=""
 cleanup() {
   local rc=$? i
   trap - EXIT INT TERM
   if [[ -n $S3PID ]]; then
-    kill -TERM "$S3PID" 2>/dev/null || true
-    for ((i = 0; i < 50; i++)); do
-      kill -0 "$S3PID" 2>/dev/null || break
-      sleep 0.1
-    done
-    kill -KILL "$S3PID" 2>/dev/null || true
+    stop_pid "$S3PID"
   fi
-  if [[ -n $VHOST ]]; then
-    ctl delete_vhost "$VHOST" >/dev/null 2>&1 || log "warning: could not delete vhost $VHOST"
-  fi
+  drop_vhost
   rm -rf "$WORK"
   exit "$rc"
 }

@@ -45,6 +45,9 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+BENCH_NAME=bench-web
+# shellcheck source=tools/bench/lib.sh
+source "$ROOT/tools/bench/lib.sh"
 cd "$ROOT"
 
 CORES=$(nproc)
@@ -58,11 +61,6 @@ Q=bench.web
 TARGET=0.7 # web req/s / raw msgs/s
 BODY_JSON='{"source":"s3://bench/in/photo.jpg","recipe":"default","dest":"s3://bench/out/"}'
 
-log() { printf 'bench-web: %s\n' "$*" >&2; }
-die() {
-  log "error: $*"
-  exit 1
-}
 
 for v in ROUNDS N C; do
   [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer (got '${!v}')"
@@ -71,44 +69,18 @@ done
 
 export ERL_EPMD_ADDRESS=127.0.0.1
 export RABBITMQ_CTL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
-ctl() { timeout 60 rabbitmqctl -q "$@"; }
 
 WORK=$(mktemp -d /tmp/bench-web.XXXXXX)
-VHOST=""
 WEBPID=""
-BG="" # the benchweb running now
 
-# run OUT CMD...: CMD with its stdout in OUT, in the background so that a
-# signal to this script is handled at once rather than after the command.
-run() {
-  local out=$1 rc=0
-  shift
-  "$@" >"$out" &
-  BG=$!
-  wait "$BG" || rc=$?
-  BG=""
-  return "$rc"
-}
 
-# stop PID: SIGTERM, up to 5 s, then SIGKILL.
-stop() {
-  local i
-  kill -TERM "$1" 2>/dev/null || return 0
-  for ((i = 0; i < 50; i++)); do
-    kill -0 "$1" 2>/dev/null || return 0
-    sleep 0.1
-  done
-  kill -KILL "$1" 2>/dev/null || true
-}
 
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
-  if [[ -n $BG ]]; then stop "$BG"; fi
-  if [[ -n $WEBPID ]]; then stop "$WEBPID"; fi
-  if [[ -n $VHOST ]]; then
-    ctl delete_vhost "$VHOST" >/dev/null 2>&1 || log "warning: could not delete vhost $VHOST"
-  fi
+  if [[ -n $BG ]]; then stop_pid "$BG"; fi
+  if [[ -n $WEBPID ]]; then stop_pid "$WEBPID"; fi
+  drop_vhost
   rm -rf "$WORK"
   exit "$rc"
 }

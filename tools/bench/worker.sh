@@ -51,6 +51,9 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+BENCH_NAME=bench-worker
+# shellcheck source=tools/bench/lib.sh
+source "$ROOT/tools/bench/lib.sh"
 cd "$ROOT"
 
 CORES=$(nproc)
@@ -66,11 +69,6 @@ PY=/usr/bin/python3 # Debian's: the python3 first on PATH may lack its modules
 WARM_N=300          # tasks per untimed warm-up pass
 TARGET=5            # Go / Python, tasks/s
 
-log() { printf 'bench-worker: %s\n' "$*" >&2; }
-die() {
-  log "error: $*"
-  exit 1
-}
 
 for v in ROUNDS N C PUBLISHERS STALL; do
   [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer (got '${!v}')"
@@ -81,24 +79,10 @@ PREFETCH=$((C * 4))
 # benchpub inherits this for its unacknowledged check.
 export ERL_EPMD_ADDRESS=127.0.0.1
 export RABBITMQ_CTL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
-ctl() { timeout 60 rabbitmqctl -q "$@"; }
 
 WORK=$(mktemp -d /tmp/bench-worker.XXXXXX)
 RUN_ID=$(basename "$WORK")
-VHOST=""
-BG="" # the benchpub running now
 
-# run OUT CMD...: CMD with its stdout in OUT, in the background so that a
-# signal to this script is handled at once rather than after the command.
-run() {
-  local out=$1 rc=0
-  shift
-  "$@" >"$out" &
-  BG=$!
-  wait "$BG" || rc=$?
-  BG=""
-  return "$rc"
-}
 
 # Workers run in process groups of their own (benchpub writes the group id
 # to WORK/*.pgid) and carry BENCH_WORKER_RUN=RUN_ID in their environment,
@@ -131,12 +115,7 @@ cleanup() {
   trap - EXIT INT TERM
   # benchpub stops its worker on SIGTERM; kill_ours below makes sure.
   if [[ -n $BG ]]; then
-    kill -TERM "$BG" 2>/dev/null || true
-    for ((i = 0; i < 50; i++)); do
-      kill -0 "$BG" 2>/dev/null || break
-      sleep 0.1
-    done
-    kill -KILL "$BG" 2>/dev/null || true
+    stop_pid "$BG"
   fi
   if ours_alive; then
     kill_ours TERM
@@ -146,9 +125,7 @@ cleanup() {
     done
     kill_ours KILL
   fi
-  if [[ -n $VHOST ]]; then
-    ctl delete_vhost "$VHOST" >/dev/null 2>&1 || log "warning: could not delete vhost $VHOST"
-  fi
+  drop_vhost
   rm -rf "$WORK"
   exit "$rc"
 }
