@@ -22,14 +22,18 @@ func TestFailuresAreCounted(t *testing.T) {
 	_, _ = s.Put(ctx, MustParseLocation("file:///etc/renderfarm-test"), []byte("x"), PutOptions{})
 	_, _ = s.Get(ctx, Location{Scheme: "gopher\nhostile", Raw: "gopher://x"}, 0)
 
-	if n := testutil.CollectAndCount(m.errors); n != 3 {
-		t.Errorf("%d series, want 3 (no not_found)", n)
+	// The five unavailable series exist from the start, at 0; the three
+	// failures add one each; not_found adds none.
+	if n := testutil.CollectAndCount(m.errors); n != 5+3 {
+		t.Errorf("%d series, want 8 (5 outage series at 0, 3 failures, no not_found)", n)
 	}
 	for _, c := range []struct {
 		op, scheme, code string
 		want             float64
 	}{
 		{"get", "file", CodeNotFound, 0},
+		{"get", "s3", CodeUnavailable, 0},
+		{"put", "file", CodeUnavailable, 0},
 		{"get", "file", CodeForbidden, 1},
 		{"put", "file", CodeForbidden, 1},
 		{"get", "other", CodeInvalidLocation, 1},
