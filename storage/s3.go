@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
@@ -64,7 +65,19 @@ func newS3Backend(ctx context.Context, cfg Config) (*s3Backend, error) {
 			cfg.Logger.Log(context.Background(), level, "aws-sdk: "+fmt.Sprintf(format, v...))
 		})),
 		config.WithRetryer(func() aws.Retryer {
-			return retry.NewStandard(func(o *retry.StandardOptions) { o.MaxAttempts = cfg.Retries })
+			return retry.NewStandard(func(o *retry.StandardOptions) {
+				o.MaxAttempts = cfg.Retries
+				// Since aws-sdk-go-v2 1.48 the standard retryer backs off from
+				// 50 ms and charges 14 tokens of a shared 500 per retry, so
+				// during an S3 outage every operation fails within a second
+				// and a busy worker soon retries nothing at all; tasks then
+				// spend their own attempts in seconds and fail (make chaos's
+				// S3 scenario lost 30 of 200). Back off from 1 s up to 20 s
+				// as before, and leave the rate of retries to the task's own
+				// backoff.
+				o.Backoff = retry.NewExponentialJitterBackoff(20 * time.Second)
+				o.RateLimiter = ratelimit.None
+			})
 		}),
 		// Since service/s3 v1.73 the SDK adds CRC32 checksums to every
 		// upload (as an aws-chunked trailer over TLS, a header over plain
