@@ -512,7 +512,7 @@ func testFarm(t *testing.T, urls map[string]string) {
 
 	// Nothing was refused along the way (events, heartbeats, the pidbox).
 	for name, p := range map[string]*testenv.Process{"worker": worker, "web": web} {
-		if out := p.Output(); strings.Contains(out, "ACCESS_REFUSED") || strings.Contains(out, "403") {
+		if out := p.Output(); strings.Contains(out, "ACCESS_REFUSED") || strings.Contains(out, "(403)") {
 			t.Errorf("%s was refused something:\n%s", name, out)
 		}
 	}
