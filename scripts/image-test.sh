@@ -110,8 +110,9 @@ TOKEN=image-test-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
 COMMON=(--broker "$URL" --file-root /data --journal file:///data/jobs/ --log-level info)
 
 new_ctr W worker
+MPORT=$((PORT + 2))
 start "$W" worker renderfarm worker "${COMMON[@]}" --queues "$QUEUE" --hostname "image-test@$$" \
-  --state-dir /data/state
+  --state-dir /data/state --metrics-listen "127.0.0.1:$MPORT"
 new_ctr WEB web
 start "$WEB" web renderfarm web "${COMMON[@]}" --queue "$QUEUE" --listen "127.0.0.1:$PORT" \
   --tokens "$TOKEN"
@@ -161,6 +162,10 @@ for f in thumb.jpg medium.jpg large.jpg; do
 done
 ls "$TMP"/jobs/*/*/*/"$id".json >/dev/null || fail "no manifest for $id"
 log "worker in the image rendered $id: $(find "$TMP/out" -type f -printf '%f ')"
+# The worker's health check, on its --metrics-listen /healthz.
+inside "$W" renderfarm-healthcheck worker --metrics-listen "127.0.0.1:$MPORT" 2>/dev/null ||
+  fail "health check failed for the worker on 127.0.0.1:$MPORT"
+log "health check: worker on 127.0.0.1:$MPORT healthy"
 
 # A warm shutdown, as `docker stop` or systemd would ask for one.
 kill -TERM "$(cat "$TMP/worker.pid")"
