@@ -330,4 +330,3 @@ func republishable(d *broker.Delivery) amqp.Publishing {
 		Timestamp: d.Timestamp, Type: d.Type, Body: d.Body,
 	}
 }
-
