@@ -1,0 +1,73 @@
+package fleet
+
+import (
+	"math"
+	"time"
+)
+
+// ScaleInput is what the scaling maths needs, measured by the caller.
+type ScaleInput struct {
+	Ready      int           // ready messages across the fleet's queues
+	Active     int           // tasks running now (heartbeats), work that still needs a worker
+	Instances  int           // workers online
+	Throughput float64       // tasks per second per instance; 0 = not measured
+	TargetWait time.Duration // how long a new task may wait, at most
+}
+
+// Scale is the decision and the figures behind it (AWS's backlog per
+// instance pattern: track BacklogPerInstance against
+// AcceptableBacklogPerInstance).
+type Scale struct {
+	Backlog                      int     `json:"backlog"`
+	Instances                    int     `json:"instances"`
+	BacklogPerInstance           float64 `json:"backlog_per_instance"`
+	ThroughputPerInstance        float64 `json:"throughput_per_instance"`
+	AcceptableBacklogPerInstance float64 `json:"acceptable_backlog_per_instance"`
+	Desired                      int     `json:"desired_instances"`
+	// Reason says which rule set Desired.
+	Reason string `json:"reason"`
+}
+
+// Reasons Desired was chosen.
+const (
+	ReasonIdle       = "no work: no ready messages, no task running"
+	ReasonBacklog    = "backlog / acceptable backlog per instance"
+	ReasonFloor      = "work in progress: at least one instance"
+	ReasonUnmeasured = "throughput not measured yet: keep the instances there are, at least one"
+)
+
+// Desired computes the instance count that drains the backlog within the
+// target wait: each instance may hold throughput × target wait tasks, so
+// desired = ceil(ready / that). Floors: 0 only when there is no work at
+// all (nothing ready, nothing running); at least 1 while there is. With
+// no throughput measured (no worker online, or none finished a task in
+// the window) nothing can be computed: it keeps the current count, and
+// asks for one instance when there are none, so that a fleet scaled to
+// zero starts a worker that can then be measured.
+//
+// BacklogPerInstance divides by the instances online, or by one when
+// there are none (the backlog the first instance will face).
+func Desired(in ScaleInput) Scale {
+	s := Scale{Backlog: max(in.Ready, 0), Instances: max(in.Instances, 0), ThroughputPerInstance: max(in.Throughput, 0)}
+	s.BacklogPerInstance = float64(s.Backlog) / float64(max(s.Instances, 1))
+	work := s.Backlog > 0 || in.Active > 0
+	if s.ThroughputPerInstance > 0 && in.TargetWait > 0 {
+		s.AcceptableBacklogPerInstance = s.ThroughputPerInstance * in.TargetWait.Seconds()
+	}
+	switch {
+	case !work:
+		s.Desired, s.Reason = 0, ReasonIdle
+	case s.AcceptableBacklogPerInstance == 0:
+		s.Desired, s.Reason = max(s.Instances, 1), ReasonUnmeasured
+	default:
+		s.Desired, s.Reason = ceil(float64(s.Backlog)/s.AcceptableBacklogPerInstance), ReasonBacklog
+		if s.Desired < 1 {
+			s.Desired, s.Reason = 1, ReasonFloor
+		}
+	}
+	return s
+}
+
+// ceil rounds up, forgiving float error: 0.3 tasks/s × 3 s is
+// 0.8999999999999999, and 9 tasks over it must need 10 instances, not 11.
+func ceil(x float64) int { return int(math.Ceil(x - 1e-9)) }
