@@ -36,3 +36,21 @@ func Depths(ctx context.Context, conn *broker.Conn, names []string) ([]QueueDept
 	}
 	return out, nil
 }
+
+// DepthsWithDeadLetter is Depths of the work queues and, unless
+// deadLetter is "", of the dead-letter queue (named as its exchange, see
+// celery.DeadLetterTopology).
+func DepthsWithDeadLetter(ctx context.Context, conn *broker.Conn, names []string, deadLetter string) (work []QueueDepth, dead *QueueDepth, err error) {
+	all := names
+	if deadLetter != "" {
+		all = append(append([]string{}, names...), deadLetter)
+	}
+	ds, err := Depths(ctx, conn, all)
+	if err != nil {
+		return nil, nil, err
+	}
+	if deadLetter != "" {
+		return ds[:len(ds)-1], &ds[len(ds)-1], nil
+	}
+	return ds, nil, nil
+}

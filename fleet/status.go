@@ -58,20 +58,9 @@ func Take(ctx context.Context, conn *broker.Conn, opts SnapshotOptions) (*Snapsh
 	)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
-		names := opts.Queues
-		if opts.DeadLetter != "" {
-			names = append(append([]string{}, names...), opts.DeadLetter)
-		}
-		ds, err := Depths(gctx, conn, names)
-		if err != nil {
-			return err
-		}
-		if opts.DeadLetter != "" {
-			snap.DeadLetter = &ds[len(ds)-1]
-			ds = ds[:len(ds)-1]
-		}
-		snap.Queues = ds
-		return nil
+		var err error
+		snap.Queues, snap.DeadLetter, err = DepthsWithDeadLetter(gctx, conn, opts.Queues, opts.DeadLetter)
+		return err
 	})
 	g.Go(func() error {
 		var err error

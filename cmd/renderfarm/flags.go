@@ -31,6 +31,14 @@ func queueFlag() cli.Flag {
 		Usage: "the workers' queue, NAME[:EXCHANGE[:ROUTING_KEY]] as in their --queues"}
 }
 
+// queuesFlag is the queues a worker consumes, and the ones the fleet
+// commands (status, queues, scale) look at: the same syntax and variable,
+// so an operator sets RENDERFARM_QUEUES once for both.
+func queuesFlag() cli.Flag {
+	return &cli.StringFlag{Name: "queues", Aliases: []string{"Q"}, EnvVars: []string{"RENDERFARM_QUEUES"}, Value: "celery",
+		Usage: "comma-separated queues, each NAME[:EXCHANGE[:ROUTING_KEY]] (exchange and key default to NAME)"}
+}
+
 // queueFlags say how the render queues are declared. The workers and the
 // web tier both declare them, and RabbitMQ refuses a declaration that
 // differs from the first, so both commands take the same flags.

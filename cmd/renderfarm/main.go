@@ -40,6 +40,9 @@ func newApp() *cli.App {
 			workerCommand(),
 			replayCommand(),
 			webCommand(),
+			inspectCommand(),
+			queuesCommand(),
+			statusCommand(),
 		},
 		// Errors are printed once, by main, with a non-zero status.
 		ExitErrHandler: func(*cli.Context, error) {},

@@ -1,0 +1,66 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/renderfarm/renderfarm/broker"
+	"github.com/renderfarm/renderfarm/broker/celery"
+	"github.com/urfave/cli/v2"
+)
+
+// What the fleet commands (inspect, queues, status, scale) share.
+
+// fleetDialTimeout bounds the first connection of a one-shot command: an
+// operator asking about the fleet wants an answer or an error, not a
+// process that waits for ever for a broker that is down.
+const fleetDialTimeout = 15 * time.Second
+
+func timeoutFlag() cli.Flag {
+	return &cli.DurationFlag{Name: "timeout", EnvVars: []string{"RENDERFARM_INSPECT_TIMEOUT"}, Value: time.Second,
+		Usage: "how long to gather the workers' replies (celery inspect's --timeout)"}
+}
+
+func deadLetterFlag() cli.Flag {
+	return &cli.StringFlag{Name: "dead-letter-exchange", EnvVars: []string{"RENDERFARM_DEAD_LETTER_EXCHANGE"}, Value: celery.DefaultDeadLetter,
+		Usage: "the dead-letter exchange, whose queue of the same name is shown (\"\": none)"}
+}
+
+// dialFleet checks --output, then connects for a fleet command, so a
+// usage error never waits for the broker.
+func dialFleet(c *cli.Context, name string) (*broker.Conn, error) {
+	if _, err := outputJSON(c); err != nil {
+		return nil, err
+	}
+	log, err := newLogger(c.String("log-level"))
+	if err != nil {
+		return nil, usageError("%v", err)
+	}
+	ctx, cancel := context.WithTimeout(c.Context, fleetDialTimeout)
+	defer cancel()
+	conn, err := broker.Dial(ctx, broker.Config{URL: c.String("broker"), Name: name, Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("connecting to the broker: %w", err)
+	}
+	return conn, nil
+}
+
+// queueNames reads --queues, the worker's syntax, for the names alone.
+func queueNames(c *cli.Context) ([]string, error) {
+	qs, err := celery.ParseQueues(c.String("queues"))
+	if err != nil {
+		return nil, usageError("--queues: %v", err)
+	}
+	names := make([]string, len(qs))
+	for i, q := range qs {
+		names[i] = q.Name
+	}
+	return names, nil
+}
+
+// fleetLogLevel is quieter than the workers' default: these commands print
+// their answer on stdout, and "connected" on stderr is noise there.
+func fleetLogLevelFlag() cli.Flag {
+	return &cli.StringFlag{Name: "log-level", EnvVars: []string{"RENDERFARM_LOG_LEVEL"}, Value: "warn", Usage: "debug, info, warn or error"}
+}
