@@ -1,8 +1,11 @@
 package fleet
 
 import (
+	"context"
 	"math"
 	"time"
+
+	"github.com/renderfarm/renderfarm/broker"
 )
 
 // ScaleInput is what the scaling maths needs, measured by the caller.
@@ -71,3 +74,43 @@ func Desired(in ScaleInput) Scale {
 // ceil rounds up, forgiving float error: 0.3 tasks/s × 3 s is
 // 0.8999999999999999, and 9 tasks over it must need 10 instances, not 11.
 func ceil(x float64) int { return int(math.Ceil(x - 1e-9)) }
+
+// Measurement is one reading of the scaling signal: the queues, the
+// fleet's throughput, and the decision.
+type Measurement struct {
+	Time       time.Time    `json:"time"`
+	Queues     []QueueDepth `json:"queues"`
+	Throughput Throughput   `json:"throughput"`
+	TargetWait float64      `json:"target_wait_seconds"`
+	Scale
+}
+
+// Measure reads the queues and the listener's heartbeats and computes the
+// decision. Instances are the workers online by their heartbeats; with no
+// heartbeat seen at all (workers started without events) it falls back to
+// the most consumers any one queue has, as each worker consumes each of
+// its queues once.
+func Measure(ctx context.Context, conn *broker.Conn, hb *Heartbeats, queues []string, targetWait time.Duration) (*Measurement, error) {
+	qs, err := Depths(ctx, conn, queues)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	in := ScaleInput{TargetWait: targetWait}
+	beats := hb.Latest()
+	for _, b := range beats {
+		if b.Alive(now) {
+			in.Instances++
+			in.Active += b.Active
+		}
+	}
+	for _, q := range qs {
+		in.Ready += q.Ready
+		if len(beats) == 0 {
+			in.Instances = max(in.Instances, q.Consumers)
+		}
+	}
+	tp := hb.Throughput()
+	in.Throughput = tp.PerInstance
+	return &Measurement{Time: now, Queues: qs, Throughput: tp, TargetWait: targetWait.Seconds(), Scale: Desired(in)}, nil
+}
