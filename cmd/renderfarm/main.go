@@ -43,6 +43,7 @@ func newApp() *cli.App {
 			inspectCommand(),
 			queuesCommand(),
 			statusCommand(),
+			scaleCommand(),
 		},
 		// Errors are printed once, by main, with a non-zero status.
 		ExitErrHandler: func(*cli.Context, error) {},

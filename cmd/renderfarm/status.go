@@ -56,7 +56,7 @@ func runStatus(c *cli.Context) error {
 func statusTable(w io.Writer, s *fleet.Snapshot) {
 	fmt.Fprintln(w, "WORKER\tVERSION\tSLOTS\tTASKS DONE\tLAST HEARTBEAT\tSTATE")
 	if len(s.Workers) == 0 {
-		fmt.Fprintln(w, "(no worker answered)\t\t\t\t\t")
+		fmt.Fprintln(w, "(no worker answered)")
 	}
 	for _, wk := range s.Workers {
 		total := "?"
@@ -77,6 +77,6 @@ func statusTable(w io.Writer, s *fleet.Snapshot) {
 		}
 		fmt.Fprintf(w, "%s\t%s\t%d/%s\t%d\t%s\t%s\n", wk.Name, version, wk.SlotsBusy, total, wk.TasksDone, last, state)
 	}
-	fmt.Fprintln(w, "\t\t\t\t\t")
+	fmt.Fprintln(w) // a line without cells ends the tabwriter's columns
 	queueTable(w, s.Queues, s.DeadLetter)
 }

@@ -1,0 +1,131 @@
+package main
+
+import (
+	"context"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/renderfarm/renderfarm/broker"
+	"github.com/renderfarm/renderfarm/broker/celery"
+	"github.com/renderfarm/renderfarm/internal/testenv"
+)
+
+type scaleOut struct {
+	Backlog                      int     `json:"backlog"`
+	Instances                    int     `json:"instances"`
+	BacklogPerInstance           float64 `json:"backlog_per_instance"`
+	ThroughputPerInstance        float64 `json:"throughput_per_instance"`
+	AcceptableBacklogPerInstance float64 `json:"acceptable_backlog_per_instance"`
+	Desired                      int     `json:"desired_instances"`
+	Reason                       string  `json:"reason"`
+}
+
+// A backlog and no worker: nothing to measure, so one instance to start
+// with; no backlog and no worker: zero.
+func TestScaleWithoutWorkers(t *testing.T) {
+	u := testenv.RabbitMQ(t)
+	publishBacklog(t, u, "backlog", 40)
+	publishBacklog(t, u, "empty", 0)
+	for _, tc := range []struct {
+		queues  string
+		backlog int
+		desired int
+	}{{"backlog,empty", 40, 1}, {"empty", 0, 0}} {
+		var got scaleOut
+		runJSON(t, &got, "scale", "--broker", u, "--queues", tc.queues, "--target-wait", "30s", "--window", "300ms")
+		if got.Backlog != tc.backlog || got.Instances != 0 || got.Desired != tc.desired || got.AcceptableBacklogPerInstance != 0 {
+			t.Errorf("%s: %+v, want backlog %d, desired %d", tc.queues, got, tc.backlog, tc.desired)
+		}
+	}
+}
+
+// A worker busy on one queue and a known backlog on another: scale
+// measures the worker's rate from its heartbeats and asks for the
+// instances that drain the backlog within the target wait.
+func TestScaleMeasuresAWorkerAndABacklog(t *testing.T) {
+	u := testenv.RabbitMQ(t)
+	fleetWorker(t, u, "busy@scale", "--queues", "work", "--concurrency", "2", "--prefetch", "100")
+	publishBacklog(t, u, "backlog", 300)
+	conn, err := broker.Dial(context.Background(), broker.Config{URL: u})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// 60 tasks of 0.5 s on 2 slots: 15 s of work at 4 tasks/s, all
+	// prefetched at once, so the work queue's own ready count is 0.
+	for i := 0; i < 60; i++ {
+		pub, err := celery.Encode(&celery.Message{Protocol: 2, ID: uuid.NewString(), Task: "renderfarm.test.sleep", Args: []any{0.5}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := conn.Publish(context.Background(), "work", "work", pub); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got scaleOut
+	runJSON(t, &got, "scale", "--broker", u, "--queues", "work,backlog", "--target-wait", "10s", "--window", "7s")
+	if got.Backlog != 300 || got.Instances != 1 || got.BacklogPerInstance != 300 {
+		t.Fatalf("%+v, want 300 ready on one instance", got)
+	}
+	if got.ThroughputPerInstance < 2.5 || got.ThroughputPerInstance > 4.6 {
+		t.Fatalf("throughput %v tasks/s, want about 4 (2 slots, 0.5 s tasks)", got.ThroughputPerInstance)
+	}
+	acceptable := got.ThroughputPerInstance * 10
+	want := int(math.Ceil(300/acceptable - 1e-9))
+	if got.AcceptableBacklogPerInstance != acceptable || got.Desired != want || want < 7 || want > 12 {
+		t.Fatalf("%+v, want acceptable %v and desired %d", got, acceptable, want)
+	}
+	out, err := run(t, "scale", "--broker", u, "--queues", "work,backlog", "--target-wait", "10s", "--window", "5s")
+	if err != nil || !strings.Contains(out, "desired instances") || !strings.Contains(out, "backlog per instance") {
+		t.Errorf("table: %v\n%s", err, out)
+	}
+}
+
+// --listen serves the figures and measures them again each interval.
+func TestScaleListenServesGauges(t *testing.T) {
+	u := testenv.RabbitMQ(t)
+	publishBacklog(t, u, "backlog", 25)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	p := testenv.Start(t, nil, "scale", "--broker", u, "--queues", "backlog", "--listen", addr, "--window", "500ms", "--interval", "500ms")
+	scrapeUntil := func(want ...string) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		var body string
+		for time.Now().Before(deadline) {
+			if resp, err := http.Get("http://" + addr + "/metrics"); err == nil {
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				body = string(b)
+				ok := true
+				for _, w := range want {
+					ok = ok && strings.Contains(body, w+"\n")
+				}
+				if ok {
+					return
+				}
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		t.Fatalf("no %q in /metrics:\n%s\n%s", want, body, p.Output())
+	}
+	scrapeUntil(`renderfarm_scale_queue_ready_messages{queue="backlog"} 25`, "renderfarm_scale_desired_instances 1", "renderfarm_scale_instances 0")
+	publishBacklog(t, u, "backlog", 15)
+	scrapeUntil(`renderfarm_scale_queue_ready_messages{queue="backlog"} 40`, "renderfarm_scale_backlog_messages 40")
+	if resp, err := http.Get("http://" + addr + "/readyz"); err != nil || resp.StatusCode != 200 {
+		t.Errorf("/readyz: %v %v", err, resp)
+	}
+	if err := p.Stop(10 * time.Second); err != nil {
+		t.Errorf("scale --listen did not stop cleanly on SIGTERM: %v", err)
+	}
+}
