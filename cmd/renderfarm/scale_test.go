@@ -13,18 +13,9 @@ import (
 	"github.com/google/uuid"
 	"github.com/renderfarm/renderfarm/broker"
 	"github.com/renderfarm/renderfarm/broker/celery"
+	"github.com/renderfarm/renderfarm/fleet"
 	"github.com/renderfarm/renderfarm/internal/testenv"
 )
-
-type scaleOut struct {
-	Backlog                      int     `json:"backlog"`
-	Instances                    int     `json:"instances"`
-	BacklogPerInstance           float64 `json:"backlog_per_instance"`
-	ThroughputPerInstance        float64 `json:"throughput_per_instance"`
-	AcceptableBacklogPerInstance float64 `json:"acceptable_backlog_per_instance"`
-	Desired                      int     `json:"desired_instances"`
-	Reason                       string  `json:"reason"`
-}
 
 // A backlog and no worker: nothing to measure, so one instance to start
 // with; no backlog and no worker: zero.
@@ -37,7 +28,7 @@ func TestScaleWithoutWorkers(t *testing.T) {
 		backlog int
 		desired int
 	}{{"backlog,empty", 40, 1}, {"empty", 0, 0}} {
-		var got scaleOut
+		var got fleet.Scale
 		runJSON(t, &got, "scale", "--broker", u, "--queues", tc.queues, "--target-wait", "30s", "--window", "300ms")
 		if got.Backlog != tc.backlog || got.Instances != 0 || got.Desired != tc.desired || got.AcceptableBacklogPerInstance != 0 {
 			t.Errorf("%s: %+v, want backlog %d, desired %d", tc.queues, got, tc.backlog, tc.desired)
@@ -68,7 +59,7 @@ func TestScaleMeasuresAWorkerAndABacklog(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var got scaleOut
+	var got fleet.Scale
 	runJSON(t, &got, "scale", "--broker", u, "--queues", "work,backlog", "--target-wait", "10s", "--window", "7s")
 	if got.Backlog != 300 || got.Instances != 1 || got.BacklogPerInstance != 300 {
 		t.Fatalf("%+v, want 300 ready on one instance", got)
