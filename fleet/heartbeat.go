@@ -76,9 +76,9 @@ type Heartbeats struct {
 	mu    sync.Mutex
 	beats map[string][]Beat // by hostname, oldest first, within window of the newest
 
-	queue  string
-	cancel context.CancelFunc
-	done   chan struct{}
+	queue  string             // guarded by mu, as are cancel and done
+	cancel context.CancelFunc //
+	done   chan struct{}      //
 }
 
 // NewHeartbeats keeps window's worth of beats per worker (at least two
@@ -89,25 +89,28 @@ func NewHeartbeats(conn *broker.Conn, window time.Duration) *Heartbeats {
 
 // Start binds a queue to the event exchange and starts collecting.
 func (h *Heartbeats) Start(ctx context.Context) error {
-	h.queue = "celeryev.renderfarm." + uuid.NewString()
+	queue := "celeryev.renderfarm." + uuid.NewString()
 	topo := celery.EventTopology()
-	topo.Queues = []broker.Queue{{Name: h.queue, AutoDelete: true, Exclusive: true,
+	topo.Queues = []broker.Queue{{Name: queue, AutoDelete: true, Exclusive: true,
 		// Events are only worth their freshness: a listener that stalls
 		// must not pile them up in the broker.
 		Args: amqp.Table{"x-message-ttl": int32(60000), "x-expires": int32(60000)}}}
-	topo.Bindings = []broker.Binding{{Queue: h.queue, Exchange: celery.EventExchange, Key: "worker.#"}}
+	topo.Bindings = []broker.Binding{{Queue: queue, Exchange: celery.EventExchange, Key: "worker.#"}}
 	if err := h.conn.Declare(ctx, topo); err != nil {
 		return fmt.Errorf("fleet: listening to heartbeats: %w", err)
 	}
 	cctx, cancel := context.WithCancel(ctx)
-	ch, err := h.conn.Consume(cctx, broker.ConsumeOptions{Queue: h.queue, Exclusive: true, Prefetch: 100})
+	ch, err := h.conn.Consume(cctx, broker.ConsumeOptions{Queue: queue, Exclusive: true, Prefetch: 100})
 	if err != nil {
 		cancel()
 		return fmt.Errorf("fleet: listening to heartbeats: %w", err)
 	}
-	h.cancel, h.done = cancel, make(chan struct{})
+	done := make(chan struct{})
+	h.mu.Lock()
+	h.cancel, h.done, h.queue = cancel, done, queue
+	h.mu.Unlock()
 	go func() {
-		defer close(h.done)
+		defer close(done)
 		for d := range ch {
 			_ = d.Ack()
 			if b, ok := parseBeat(d.Body); ok {
@@ -119,16 +122,21 @@ func (h *Heartbeats) Start(ctx context.Context) error {
 }
 
 // Stop stops collecting and deletes the queue.
+// A server may Stop while Start still waits for the broker; Stop then
+// leaves nothing to clean up but Start's context, which the caller ends.
 func (h *Heartbeats) Stop(ctx context.Context) {
-	if h.cancel == nil {
+	h.mu.Lock()
+	cancel, done, queue := h.cancel, h.done, h.queue
+	h.mu.Unlock()
+	if cancel == nil {
 		return
 	}
-	h.cancel()
+	cancel()
 	select {
-	case <-h.done:
+	case <-done:
 	case <-ctx.Done():
 	}
-	_ = h.conn.DeleteQueue(ctx, h.queue)
+	_ = h.conn.DeleteQueue(ctx, queue)
 }
 
 func (h *Heartbeats) add(b Beat) {

@@ -130,3 +130,28 @@ func mergeWorkers(beats []Beat, stats []NodeReply[Stats], now time.Time) []Worke
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
 }
+
+// View is the fleet as a long-running server shows it (the web tier's
+// status page): it keeps a heartbeat listener running, so a snapshot
+// costs one stats call and the queue reads, not a wait for heartbeats.
+type View struct {
+	conn *broker.Conn
+	hb   *Heartbeats
+	opts SnapshotOptions
+}
+
+// NewView watches queues and the dead-letter queue ("" for none); stats
+// replies are gathered for timeout.
+func NewView(conn *broker.Conn, queues []string, deadLetter string, timeout time.Duration) *View {
+	hb := NewHeartbeats(conn, time.Minute)
+	return &View{conn: conn, hb: hb, opts: SnapshotOptions{Queues: queues, DeadLetter: deadLetter, Timeout: timeout, Heartbeats: hb}}
+}
+
+// Start starts listening to heartbeats; it waits for the broker.
+func (v *View) Start(ctx context.Context) error { return v.hb.Start(ctx) }
+
+// Stop stops listening.
+func (v *View) Stop(ctx context.Context) { v.hb.Stop(ctx) }
+
+// Snapshot is the fleet now.
+func (v *View) Snapshot(ctx context.Context) (*Snapshot, error) { return Take(ctx, v.conn, v.opts) }

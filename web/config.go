@@ -1,12 +1,14 @@
 package web
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/renderfarm/renderfarm/fleet"
 	"github.com/renderfarm/renderfarm/job"
 	"github.com/renderfarm/renderfarm/render"
 	"github.com/renderfarm/renderfarm/storage"
@@ -48,9 +50,18 @@ type Config struct {
 	PresignTTL        time.Duration // life of the status page's S3 links (default 10m)
 	RetryAfter        time.Duration // Retry-After sent with 503s (default 5s)
 
+	// Fleet, when set, puts the workers and queues at the top of the
+	// status page (a *fleet.View).
+	Fleet FleetView
+
 	Registry *prometheus.Registry // default: a fresh one
 	Logger   *slog.Logger
 	Now      func() time.Time
+}
+
+// FleetView is what the status page shows of the farm.
+type FleetView interface {
+	Snapshot(ctx context.Context) (*fleet.Snapshot, error)
 }
 
 func (c Config) withDefaults() (Config, error) {

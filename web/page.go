@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/renderfarm/renderfarm/fleet"
 	"github.com/renderfarm/renderfarm/storage"
 )
 
@@ -15,7 +16,8 @@ import (
 var templates embed.FS
 
 var pageTemplate = template.Must(template.New("status.html").Funcs(template.FuncMap{
-	"ago": func(now time.Time, t *time.Time) string { return now.Sub(*t).Round(time.Second).String() + " ago" },
+	"ago":     func(now time.Time, t *time.Time) string { return now.Sub(*t).Round(time.Second).String() + " ago" },
+	"unacked": func() string { return fleet.UnackedNote },
 }).ParseFS(templates, "templates/status.html"))
 
 // pageCacheFor is how long one journal scan serves the status page: a
@@ -26,11 +28,17 @@ const pageCacheFor = 3 * time.Second
 const manifestScan = 5000
 
 type pageData struct {
-	Now     time.Time
-	Renders []pageRender
-	Error   string
-	built   time.Time
+	Now        time.Time
+	Fleet      *fleet.Snapshot // nil: not configured, or not readable now
+	FleetError string
+	Renders    []pageRender
+	Error      string
+	built      time.Time
 }
+
+// fleetTimeout bounds the fleet part of a page build: stats replies are
+// gathered for part of it, and a page must not hang on a slow broker.
+const fleetTimeout = 3 * time.Second
 
 type pageRender struct {
 	*renderStatus
@@ -68,6 +76,16 @@ func (s *Server) page(ctx context.Context) *pageData {
 		return c
 	}
 	d := &pageData{Now: now, built: now}
+	if s.cfg.Fleet != nil {
+		fctx, cancel := context.WithTimeout(ctx, fleetTimeout)
+		snap, err := s.cfg.Fleet.Snapshot(fctx)
+		cancel()
+		if err != nil {
+			s.cfg.Logger.Warn("web: reading the fleet", "err", err)
+			d.FleetError = "The broker cannot be asked about the fleet right now."
+		}
+		d.Fleet = snap
+	}
 	ms, err := s.cfg.Journal.Recent(ctx, s.cfg.RecentRenders, manifestScan)
 	if err != nil {
 		s.cfg.Logger.Warn("web: reading recent manifests", "err", err)

@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
@@ -15,8 +16,11 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
+	"github.com/renderfarm/renderfarm/broker/celery"
+	"github.com/renderfarm/renderfarm/fleet"
 	"github.com/renderfarm/renderfarm/internal/testenv"
 	"github.com/renderfarm/renderfarm/job"
 	"github.com/renderfarm/renderfarm/web"
@@ -126,10 +130,25 @@ func TestWebTier(t *testing.T) {
 		}
 		// The page is cached for a few seconds: a fresh server shows the
 		// journal as it is now.
-		page := st.serve(t, nil)
+		// With the fleet view, as renderfarm web runs it.
+		view := fleet.NewView(st.conn, []string{"celery"}, celery.DefaultDeadLetter, time.Second)
+		if err := view.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		defer view.Stop(context.Background())
+		page := st.serve(t, func(c *web.Config) { c.Fleet = view })
 		u, _ := url.Parse(page + "/")
 		u.User = url.UserPassword("ops", token) // a browser's Basic auth: the token is the password
 		dom := testenv.DumpDOM(t, u.String())
+		// The fleet comes first: the worker (it sends no events, so it
+		// shows from its stats reply), its queue, the dead letters.
+		worker := regexp.MustCompile(`(?s)<tr id="worker-[^"]+">.*?</tr>`).FindString(dom)
+		queue := regexp.MustCompile(`(?s)<tr id="queue-celery">.*?</tr>`).FindString(dom)
+		if !regexp.MustCompile(`[0-2]/2<`).MatchString(worker) || !strings.Contains(worker, ">online<") ||
+			!strings.Contains(queue, `<td class="num">1</td>`) || !strings.Contains(dom, `<tr id="dead-letter">`) ||
+			strings.Index(dom, `id="workers"`) > strings.Index(dom, `id="render-`) {
+			t.Fatalf("the status page's fleet section lacks the worker (2 slots, online), the queue with its consumer or the dead letters, or is not on top:\nworker %q\nqueue %q\n%s", worker, queue, truncate(dom))
+		}
 		row := regexp.MustCompile(`(?s)<tr id="render-` + id + `">.*?</tr>`).FindString(dom)
 		if !strings.Contains(row, `class="state succeeded"`) || !strings.Contains(row, "<img") {
 			t.Fatalf("status page has no succeeded row with an image for %s:\n%s", id, truncate(dom))

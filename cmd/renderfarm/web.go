@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/renderfarm/renderfarm/broker"
+	"github.com/renderfarm/renderfarm/fleet"
 	"github.com/renderfarm/renderfarm/job"
 	"github.com/renderfarm/renderfarm/metrics"
 	"github.com/renderfarm/renderfarm/render"
@@ -116,8 +117,23 @@ func runWeb(c *cli.Context) error {
 			fail(fmt.Errorf("the web tier cannot use the broker: %w", err))
 		}
 	}()
+	// The status page shows the fleet on top: the workers (their
+	// heartbeats, gathered from now on, and stats), this tier's queue and
+	// the dead letters.
+	view := fleet.NewView(conn, []string{q.Name}, c.String("dead-letter-exchange"), 500*time.Millisecond)
+	go func() {
+		if err := view.Start(ctx); err != nil && ctx.Err() == nil {
+			log.Warn("web: not listening to the workers' heartbeats; the status page shows them from stats alone", "err", err)
+		}
+	}()
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		view.Stop(sctx)
+	}()
 	exchange, key := q.Route()
 	srv, err := web.New(web.Config{
+		Fleet:  view,
 		Broker: conn, Exchange: exchange, RoutingKey: key,
 		Store: store, Recipes: recipes,
 		Journal:       &job.Journal{Store: journalStore, Prefix: c.String("journal"), Days: c.Int("status-days")},
