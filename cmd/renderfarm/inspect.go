@@ -28,7 +28,7 @@ what celery inspect --json prints, {"node": reply}. revoke flags the tasks as
 revoked on every worker (--terminate also stops them if running). Exits 3
 when no worker replied.`,
 		UsageText: `renderfarm inspect active --destination renderfarm@render-7 --timeout 2s
-   renderfarm inspect revoke 5f0c2a1e-8d2b-4c7e-9a55-2f1f4e0d7c10 --terminate`,
+renderfarm inspect revoke 5f0c2a1e-8d2b-4c7e-9a55-2f1f4e0d7c10 --terminate`,
 		Flags: []cli.Flag{
 			brokerFlag(),
 			&cli.StringFlag{Name: "destination", Aliases: []string{"d"}, EnvVars: []string{"RENDERFARM_DESTINATION"}, Usage: "comma-separated worker names to ask (default: all)"},

@@ -36,7 +36,7 @@ with --listen (Prometheus gauges, re-measured every --interval) and/or
 --cloudwatch NAMESPACE (PutMetricData for a target-tracking policy; AWS
 credentials, region and endpoint come from the standard AWS environment).`,
 		UsageText: `renderfarm scale --queues celery,renders --target-wait 60s
-   renderfarm scale --queues renders --target-wait 2m --window 2m --listen :9181 --cloudwatch Renderfarm --cloudwatch-dimensions AutoScalingGroupName=render-workers`,
+renderfarm scale --queues renders --target-wait 2m --window 2m --listen :9181 --cloudwatch Renderfarm --cloudwatch-dimensions AutoScalingGroupName=render-workers`,
 		Flags: []cli.Flag{
 			brokerFlag(),
 			queuesFlag(),

@@ -19,7 +19,7 @@ slots busy/total, tasks done and last heartbeat; one that sends no events shows
 from its stats reply alone. Unacked messages are not shown: AMQP does not
 report them.`,
 		UsageText: `renderfarm status --queues celery,renders
-   renderfarm status --output json | jq '.workers[] | select(.online) | .name'`,
+renderfarm status --output json | jq '.workers[] | select(.online) | .name'`,
 		Flags: []cli.Flag{
 			brokerFlag(),
 			queuesFlag(),
