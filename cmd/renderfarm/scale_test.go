@@ -6,6 +6,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -118,5 +119,39 @@ func TestScaleListenServesGauges(t *testing.T) {
 	}
 	if err := p.Stop(10 * time.Second); err != nil {
 		t.Errorf("scale --listen did not stop cleanly on SIGTERM: %v", err)
+	}
+}
+
+// --cloudwatch puts the figures scale printed, with the dimensions asked
+// for (default: the queues), through the standard AWS environment.
+func TestScalePutsToCloudWatch(t *testing.T) {
+	u := testenv.RabbitMQ(t)
+	publishBacklog(t, u, "backlog", 12)
+	cw := testenv.FakeCloudWatch(t)
+	for _, tc := range []struct {
+		dims []string
+		want map[string]string
+	}{
+		{nil, map[string]string{"Queues": "backlog"}},
+		{[]string{"--cloudwatch-dimensions", "AutoScalingGroupName=render-workers"}, map[string]string{"AutoScalingGroupName": "render-workers"}},
+	} {
+		var got fleet.Scale
+		runJSON(t, &got, append([]string{"scale", "--broker", u, "--queues", "backlog", "--window", "300ms", "--cloudwatch", "Renderfarm/Test"}, tc.dims...)...)
+		puts := cw.Puts()
+		if len(puts) == 0 {
+			t.Fatal("nothing put to CloudWatch")
+		}
+		p := puts[len(puts)-1]
+		want := map[string]float64{"BacklogPerInstance": got.BacklogPerInstance, "DesiredInstances": float64(got.Desired), "Backlog": 12,
+			"Instances": 0, "ReadyMessages/backlog": 12}
+		if p.Namespace != "Renderfarm/Test" || !reflect.DeepEqual(p.Values, want) || got.Desired != 1 {
+			t.Errorf("put %s %v, want %v (scale printed %+v)", p.Namespace, p.Values, want, got)
+		}
+		if !reflect.DeepEqual(p.Dimensions["DesiredInstances"], tc.want) {
+			t.Errorf("dimensions %v, want %v", p.Dimensions["DesiredInstances"], tc.want)
+		}
+	}
+	if out, err := run(t, "scale", "--broker", u, "--queues", "backlog", "--cloudwatch", "X", "--cloudwatch-dimensions", "novalue"); exitCode(err) != exitUsage {
+		t.Errorf("a dimension without a value: exit %d, want %d\n%s", exitCode(err), exitUsage, out)
 	}
 }
