@@ -169,25 +169,36 @@ type Throughput struct {
 	// measured; 0 when none was.
 	PerInstance float64 `json:"per_instance"`
 	// Measured is how many workers had two beats in the window with
-	// time between them; a worker that restarted (processed went down)
-	// counts from its restart.
-	Measured int `json:"measured_workers"`
-	// Window is the time the rates were measured over (the longest span).
+	// time between them (a worker that restarted, its processed count
+	// going down, counts from its restart), plus those measured by their
+	// stats (FromStats of them).
+	Measured  int `json:"measured_workers"`
+	FromStats int `json:"measured_by_stats,omitempty"`
+	// Window is the longest span the heartbeat rates were measured over.
 	Window time.Duration `json:"window_ns"`
 }
 
 // Throughput measures each online worker's rate from the processed
 // counts of its first and last beat in the window.
 func (h *Heartbeats) Throughput() Throughput {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return throughputOf(h.beats, h.now())
+	rates, window := h.Rates()
+	t := meanRate(rates, nil)
+	t.Window = window
+	return t
 }
 
-func throughputOf(beats map[string][]Beat, now time.Time) Throughput {
-	var t Throughput
-	var sum float64
-	for _, l := range beats {
+// Rates is each online, measurable worker's rate in tasks per second,
+// and the longest span measured.
+func (h *Heartbeats) Rates() (map[string]float64, time.Duration) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return ratesOf(h.beats, h.now())
+}
+
+func ratesOf(beats map[string][]Beat, now time.Time) (map[string]float64, time.Duration) {
+	rates := map[string]float64{}
+	var window time.Duration
+	for host, l := range beats {
 		last := l[len(l)-1]
 		if !last.Alive(now) {
 			continue
@@ -203,9 +214,27 @@ func throughputOf(beats map[string][]Beat, now time.Time) Throughput {
 		if span <= 0 {
 			continue
 		}
-		sum += float64(last.Processed-first.Processed) / span.Seconds()
+		rates[host] = float64(last.Processed-first.Processed) / span.Seconds()
+		window = max(window, span)
+	}
+	return rates, window
+}
+
+// meanRate averages the heartbeat rates and, for workers without one,
+// the stats rates.
+func meanRate(beats, stats map[string]float64) Throughput {
+	var t Throughput
+	var sum float64
+	for _, r := range beats {
+		sum += r
 		t.Measured++
-		t.Window = max(t.Window, span)
+	}
+	for host, r := range stats {
+		if _, ok := beats[host]; !ok {
+			sum += r
+			t.Measured++
+			t.FromStats++
+		}
 	}
 	if t.Measured > 0 {
 		t.PerInstance = sum / float64(t.Measured)

@@ -85,32 +85,92 @@ type Measurement struct {
 	Scale
 }
 
-// Measure reads the queues and the listener's heartbeats and computes the
-// decision. Instances are the workers online by their heartbeats; with no
-// heartbeat seen at all (workers started without events) it falls back to
-// the most consumers any one queue has, as each worker consumes each of
-// its queues once.
-func Measure(ctx context.Context, conn *broker.Conn, hb *Heartbeats, queues []string, targetWait time.Duration) (*Measurement, error) {
+// StatsMeter measures the workers that send no heartbeats (celery worker
+// --without-heartbeat): who answers stats, and how fast the task totals
+// in their replies grow between two samples. Not safe for concurrent use.
+type StatsMeter struct {
+	control *Control
+	timeout time.Duration
+	prev    map[string]statsSample
+}
+
+type statsSample struct {
+	at   time.Time
+	done int64
+}
+
+// NewStatsMeter gathers stats replies for timeout each sample.
+func NewStatsMeter(c *Control, timeout time.Duration) *StatsMeter {
+	return &StatsMeter{control: c, timeout: timeout, prev: map[string]statsSample{}}
+}
+
+// Sample asks for stats; it returns who answered, and the rate of those
+// that answered the previous sample too (a total that went down is a
+// restart: no rate until the next sample).
+func (m *StatsMeter) Sample(ctx context.Context) (answered []string, rates map[string]float64, err error) {
+	rs, err := Ask[Stats](ctx, m.control, "stats", nil, CallOptions{Timeout: m.timeout})
+	if err != nil {
+		return nil, nil, err
+	}
+	now := time.Now()
+	rates = map[string]float64{}
+	next := map[string]statsSample{}
+	for _, r := range rs {
+		if r.Err != nil {
+			continue
+		}
+		answered = append(answered, r.Node)
+		s := statsSample{at: now, done: r.Value.Done()}
+		next[r.Node] = s
+		if p, ok := m.prev[r.Node]; ok && s.done >= p.done && s.at.After(p.at) {
+			rates[r.Node] = float64(s.done-p.done) / s.at.Sub(p.at).Seconds()
+		}
+	}
+	m.prev = next
+	return answered, rates, nil
+}
+
+// Measure reads the queues, the listener's heartbeats and (sm not nil)
+// the workers' stats, and computes the decision. Instances are the
+// workers online by their heartbeats or answering stats; with neither
+// (no worker, or stats not asked and no events) it falls back to the
+// most consumers any one queue has, as each worker consumes each of its
+// queues once. A worker's rate comes from its heartbeats, else from its
+// stats since the previous sample.
+func Measure(ctx context.Context, conn *broker.Conn, hb *Heartbeats, sm *StatsMeter, queues []string, targetWait time.Duration) (*Measurement, error) {
 	qs, err := Depths(ctx, conn, queues)
 	if err != nil {
 		return nil, err
 	}
+	var answered []string
+	var statsRates map[string]float64
+	if sm != nil {
+		if answered, statsRates, err = sm.Sample(ctx); err != nil {
+			return nil, err
+		}
+	}
 	now := time.Now()
 	in := ScaleInput{TargetWait: targetWait}
-	beats := hb.Latest()
-	for _, b := range beats {
+	online := map[string]bool{}
+	for _, b := range hb.Latest() {
 		if b.Alive(now) {
-			in.Instances++
+			online[b.Hostname] = true
 			in.Active += b.Active
 		}
 	}
+	for _, n := range answered {
+		online[n] = true
+	}
+	in.Instances = len(online)
 	for _, q := range qs {
 		in.Ready += q.Ready
-		if len(beats) == 0 {
+		if len(online) == 0 {
 			in.Instances = max(in.Instances, q.Consumers)
 		}
 	}
-	tp := hb.Throughput()
+	beatRates, window := hb.Rates()
+	tp := meanRate(beatRates, statsRates)
+	tp.Window = window
 	in.Throughput = tp.PerInstance
 	return &Measurement{Time: now, Queues: qs, Throughput: tp, TargetWait: targetWait.Seconds(), Scale: Desired(in)}, nil
 }

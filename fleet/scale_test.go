@@ -86,3 +86,24 @@ func TestHeartbeatsWindow(t *testing.T) {
 		t.Fatalf("Throughput = %+v, want 1 task/s over the last 10 s", got)
 	}
 }
+
+func TestMeanRatePrefersHeartbeats(t *testing.T) {
+	for _, tc := range []struct {
+		name                string
+		beats, stats        map[string]float64
+		rate                float64
+		measured, fromStats int
+	}{
+		{"heartbeats only", map[string]float64{"a": 2, "b": 4}, nil, 3, 2, 0},
+		{"stats only", nil, map[string]float64{"py": 1}, 1, 1, 1},
+		{"a worker in both counts once, by its heartbeats", map[string]float64{"a": 2}, map[string]float64{"a": 100, "py": 4}, 3, 2, 1},
+		{"nothing", nil, nil, 0, 0, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := meanRate(tc.beats, tc.stats)
+			if got.PerInstance != tc.rate || got.Measured != tc.measured || got.FromStats != tc.fromStats {
+				t.Errorf("meanRate = %+v, want %v over %d (%d by stats)", got, tc.rate, tc.measured, tc.fromStats)
+			}
+		})
+	}
+}

@@ -22,7 +22,8 @@ func scaleCommand() *cli.Command {
 		Usage: "the scaling signal: backlog per instance and the desired instance count for a target wait",
 		Description: `AWS's backlog-per-instance pattern. Reads the queues' ready messages, listens to
 the workers' heartbeats for --window to measure tasks finished per second per
-worker, and prints:
+worker (a worker without events: its stats totals, before and after), and
+prints:
 
   backlog per instance            ready messages / workers online
   acceptable backlog per instance throughput per instance x --target-wait
@@ -90,7 +91,13 @@ func runScale(c *cli.Context) error {
 		return err
 	}
 	defer hb.Stop(context.Background())
-	m := &scaleMeter{conn: conn, hb: hb, queues: names, wait: wait, cw: cw, log: log}
+	// Workers without events are measured by their stats instead: a
+	// first sample now, the rate at each measurement.
+	sm := fleet.NewStatsMeter(fleet.NewControl(conn), time.Second)
+	if _, _, err := sm.Sample(ctx); err != nil {
+		return err
+	}
+	m := &scaleMeter{conn: conn, hb: hb, sm: sm, queues: names, wait: wait, cw: cw, log: log}
 	if addr := c.String("listen"); addr != "" {
 		return m.serve(ctx, addr, window, c.Duration("interval"))
 	}
@@ -111,6 +118,7 @@ func runScale(c *cli.Context) error {
 type scaleMeter struct {
 	conn   *broker.Conn
 	hb     *fleet.Heartbeats
+	sm     *fleet.StatsMeter
 	queues []string
 	wait   time.Duration
 	cw     *fleet.CloudWatch // nil: not put
@@ -119,7 +127,7 @@ type scaleMeter struct {
 }
 
 func (m *scaleMeter) measure(ctx context.Context) (*fleet.Measurement, error) {
-	res, err := fleet.Measure(ctx, m.conn, m.hb, m.queues, m.wait)
+	res, err := fleet.Measure(ctx, m.conn, m.hb, m.sm, m.queues, m.wait)
 	if err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -153,5 +154,52 @@ func TestScalePutsToCloudWatch(t *testing.T) {
 	}
 	if out, err := run(t, "scale", "--broker", u, "--queues", "backlog", "--cloudwatch", "X", "--cloudwatch-dimensions", "novalue"); exitCode(err) != exitUsage {
 		t.Errorf("a dimension without a value: exit %d, want %d\n%s", exitCode(err), exitUsage, out)
+	}
+}
+
+// A stock Celery worker started without heartbeats is still counted and
+// measured: by its stats replies, their task totals growing between the
+// start and the end of the window.
+func TestScaleMeasuresAPythonWorkerByStats(t *testing.T) {
+	u := testenv.RabbitMQ(t)
+	publishBacklog(t, u, "backlog", 100)
+	dir, err := filepath.Abs("../../fleet/testdata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.PythonWorker(t, u, dir, "fleet_app", "py@scale", "--without-heartbeat", "-c", "2", "-P", "threads", "-Q", "work")
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		out, err := run(t, "inspect", "ping", "--broker", u, "--destination", "py@scale", "--timeout", "500ms")
+		if err == nil && strings.Contains(out, "pong") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the python worker never answered: %v\n%s", err, out)
+		}
+	}
+	conn, err := broker.Dial(context.Background(), broker.Config{URL: u})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for i := 0; i < 80; i++ { // 10 s of work on 2 threads
+		pub, err := celery.Encode(&celery.Message{Protocol: 2, ID: uuid.NewString(), Task: "fleet.sleep", Args: []any{0.25}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := conn.Publish(context.Background(), "work", "work", pub); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got fleet.Measurement
+	runJSON(t, &got, "scale", "--broker", u, "--queues", "backlog", "--target-wait", "10s", "--window", "4s")
+	// At most 8 tasks/s (2 threads, 0.25 s tasks); on a loaded machine
+	// the Python worker manages less, so only the bound is checked.
+	if got.Instances != 1 || got.Throughput.FromStats != 1 || got.ThroughputPerInstance <= 0 || got.ThroughputPerInstance > 8.5 {
+		t.Fatalf("%+v: want one instance measured by stats at up to 8 tasks/s", got)
+	}
+	if want := int(math.Ceil(100/(got.ThroughputPerInstance*10) - 1e-9)); got.Backlog != 100 || got.Desired != want {
+		t.Fatalf("%+v, want desired %d", got.Scale, want)
 	}
 }
