@@ -32,8 +32,14 @@ func fleetWorker(t *testing.T, amqpURL, name string, args ...string) {
 	}
 }
 
-// publishBacklog puts n tasks on queue, which nobody consumes.
+// publishBacklog puts n no-op tasks on queue, which nobody consumes.
 func publishBacklog(t *testing.T, amqpURL, queue string, n int) {
+	t.Helper()
+	publishTasks(t, amqpURL, queue, n, "renderfarm.noop")
+}
+
+// publishTasks declares queue as the workers do and puts n tasks on it.
+func publishTasks(t *testing.T, amqpURL, queue string, n int, task string, args ...any) {
 	t.Helper()
 	ctx := context.Background()
 	conn, err := broker.Dial(ctx, broker.Config{URL: amqpURL})
@@ -45,7 +51,7 @@ func publishBacklog(t *testing.T, amqpURL, queue string, n int) {
 		t.Fatal(err)
 	}
 	for i := 0; i < n; i++ {
-		pub, err := celery.Encode(&celery.Message{Protocol: 2, ID: uuid.NewString(), Task: "renderfarm.noop"})
+		pub, err := celery.Encode(&celery.Message{Protocol: 2, ID: uuid.NewString(), Task: task, Args: args})
 		if err != nil {
 			t.Fatal(err)
 		}

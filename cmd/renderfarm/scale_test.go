@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"io"
 	"math"
 	"net"
@@ -12,9 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
-	"github.com/renderfarm/renderfarm/broker"
-	"github.com/renderfarm/renderfarm/broker/celery"
 	"github.com/renderfarm/renderfarm/fleet"
 	"github.com/renderfarm/renderfarm/internal/testenv"
 )
@@ -45,22 +41,9 @@ func TestScaleMeasuresAWorkerAndABacklog(t *testing.T) {
 	u := testenv.RabbitMQ(t)
 	fleetWorker(t, u, "busy@scale", "--queues", "work", "--concurrency", "2", "--prefetch", "100")
 	publishBacklog(t, u, "backlog", 300)
-	conn, err := broker.Dial(context.Background(), broker.Config{URL: u})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
 	// 60 tasks of 0.5 s on 2 slots: 15 s of work at 4 tasks/s, all
 	// prefetched at once, so the work queue's own ready count is 0.
-	for i := 0; i < 60; i++ {
-		pub, err := celery.Encode(&celery.Message{Protocol: 2, ID: uuid.NewString(), Task: "renderfarm.test.sleep", Args: []any{0.5}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := conn.Publish(context.Background(), "work", "work", pub); err != nil {
-			t.Fatal(err)
-		}
-	}
+	publishTasks(t, u, "work", 60, "renderfarm.test.sleep", 0.5)
 	var got fleet.Scale
 	runJSON(t, &got, "scale", "--broker", u, "--queues", "work,backlog", "--target-wait", "10s", "--window", "7s")
 	if got.Backlog != 300 || got.Instances != 1 || got.BacklogPerInstance != 300 {
@@ -178,20 +161,7 @@ func TestScaleMeasuresAPythonWorkerByStats(t *testing.T) {
 			t.Fatalf("the python worker never answered: %v\n%s", err, out)
 		}
 	}
-	conn, err := broker.Dial(context.Background(), broker.Config{URL: u})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	for i := 0; i < 80; i++ { // 10 s of work on 2 threads
-		pub, err := celery.Encode(&celery.Message{Protocol: 2, ID: uuid.NewString(), Task: "fleet.sleep", Args: []any{0.25}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := conn.Publish(context.Background(), "work", "work", pub); err != nil {
-			t.Fatal(err)
-		}
-	}
+	publishTasks(t, u, "work", 80, "fleet.sleep", 0.25) // 10 s of work on 2 threads
 	var got fleet.Measurement
 	runJSON(t, &got, "scale", "--broker", u, "--queues", "backlog", "--target-wait", "10s", "--window", "4s")
 	// At most 8 tasks/s (2 threads, 0.25 s tasks); on a loaded machine
