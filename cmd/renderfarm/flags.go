@@ -20,8 +20,15 @@ func brokerFlag() cli.Flag {
 		Usage: "AMQP URL of RabbitMQ, with its vhost"}
 }
 
-func logLevelFlag() cli.Flag {
-	return &cli.StringFlag{Name: "log-level", EnvVars: []string{"RENDERFARM_LOG_LEVEL"}, Value: "info", Usage: "debug, info, warn or error"}
+func logLevelFlag() cli.Flag { return logLevelFlagDefault("info") }
+
+// quietLogLevelFlag is --log-level for the commands that print their
+// answer on stdout (inspect, queues, status, scale): "connected" on
+// stderr is noise there.
+func quietLogLevelFlag() cli.Flag { return logLevelFlagDefault("warn") }
+
+func logLevelFlagDefault(level string) cli.Flag {
+	return &cli.StringFlag{Name: "log-level", EnvVars: []string{"RENDERFARM_LOG_LEVEL"}, Value: level, Usage: "debug, info, warn or error"}
 }
 
 // queueFlag is the one queue a publishing command (web, replay) sends to,
@@ -46,8 +53,15 @@ func queueFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.BoolFlag{Name: "quorum", EnvVars: []string{"RENDERFARM_QUORUM"}, Usage: "declare the queues as quorum queues (workers, web tier and Celery clients must agree)"},
 		&cli.IntFlag{Name: "delivery-limit", EnvVars: []string{"RENDERFARM_DELIVERY_LIMIT"}, Value: 5, Usage: "quorum queues' x-delivery-limit"},
-		&cli.StringFlag{Name: "dead-letter-exchange", EnvVars: []string{"RENDERFARM_DEAD_LETTER_EXCHANGE"}, Value: celery.DefaultDeadLetter, Usage: "where malformed and poison messages go"},
+		deadLetterFlag(),
 	}
+}
+
+// deadLetterFlag is where malformed and poison messages go: the workers
+// and the web tier declare it, the fleet commands show its queue.
+func deadLetterFlag() cli.Flag {
+	return &cli.StringFlag{Name: "dead-letter-exchange", EnvVars: []string{"RENDERFARM_DEAD_LETTER_EXCHANGE"}, Value: celery.DefaultDeadLetter,
+		Usage: "where malformed and poison messages go (an exchange, and its queue of the same name)"}
 }
 
 // queues reads the queue flag name (--queues or --queue) with the

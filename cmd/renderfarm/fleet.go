@@ -22,11 +22,6 @@ func timeoutFlag() cli.Flag {
 		Usage: "how long to gather the workers' replies (celery inspect's --timeout)"}
 }
 
-func deadLetterFlag() cli.Flag {
-	return &cli.StringFlag{Name: "dead-letter-exchange", EnvVars: []string{"RENDERFARM_DEAD_LETTER_EXCHANGE"}, Value: celery.DefaultDeadLetter,
-		Usage: "the dead-letter exchange, whose queue of the same name is shown (\"\": none)"}
-}
-
 // dialFleet checks --output, then connects for a fleet command, so a
 // usage error never waits for the broker.
 func dialFleet(c *cli.Context, name string) (*broker.Conn, error) {
@@ -57,10 +52,4 @@ func queueNames(c *cli.Context) ([]string, error) {
 		names[i] = q.Name
 	}
 	return names, nil
-}
-
-// fleetLogLevel is quieter than the workers' default: these commands print
-// their answer on stdout, and "connected" on stderr is noise there.
-func fleetLogLevelFlag() cli.Flag {
-	return &cli.StringFlag{Name: "log-level", EnvVars: []string{"RENDERFARM_LOG_LEVEL"}, Value: "warn", Usage: "debug, info, warn or error"}
 }

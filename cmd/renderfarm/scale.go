@@ -50,7 +50,7 @@ renderfarm scale --queues renders --target-wait 2m --window 2m --listen :9181 --
 			&cli.StringFlag{Name: "cloudwatch-dimensions", EnvVars: []string{"RENDERFARM_CLOUDWATCH_DIMENSIONS"},
 				Usage: "NAME=VALUE,... on every metric (default: Queues=<the --queues names>)"},
 			outputFlag(),
-			fleetLogLevelFlag(),
+			quietLogLevelFlag(),
 		},
 		Action: runScale,
 	}
