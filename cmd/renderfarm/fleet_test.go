@@ -163,3 +163,20 @@ func TestFleetCommandsExitCodes(t *testing.T) {
 		})
 	}
 }
+
+// renderfarm web --fleet-view puts the fleet on top of the status page;
+// without it (a least-privileged web user) the page has no such section.
+func TestWebFleetView(t *testing.T) {
+	u := testenv.RabbitMQ(t)
+	for _, tc := range []struct {
+		flags []string
+		want  bool
+	}{{[]string{"--fleet-view"}, true}, {nil, false}} {
+		w := startWeb(t, append([]string{"--broker", u, "--tokens", webToken, "--journal", "file://" + t.TempDir() + "/"}, tc.flags...)...)
+		w.waitReady(t)
+		code, body := w.send(t, webToken, "GET", "/", "")
+		if code != 200 || strings.Contains(body, `id="workers"`) != tc.want || strings.Contains(body, `<tr id="queue-celery">`) != tc.want {
+			t.Errorf("%v: status page %d, fleet section shown: %v, want %v\n%s", tc.flags, code, strings.Contains(body, `id="workers"`), tc.want, body)
+		}
+	}
+}

@@ -53,6 +53,8 @@ SIGTERM or SIGINT: stop accepting, finish requests in flight within
 			&cli.DurationFlag{Name: "idempotency-window", EnvVars: []string{"RENDERFARM_IDEMPOTENCY_WINDOW"}, Value: 24 * time.Hour, Usage: "how long an Idempotency-Key is remembered"},
 			&cli.DurationFlag{Name: "presign-ttl", EnvVars: []string{"RENDERFARM_PRESIGN_TTL"}, Value: 10 * time.Minute, Usage: "life of the presigned S3 links the API and status page hand out"},
 			&cli.IntFlag{Name: "recent", EnvVars: []string{"RENDERFARM_RECENT"}, Value: 24, Usage: "renders on the status page"},
+			&cli.BoolFlag{Name: "fleet-view", EnvVars: []string{"RENDERFARM_FLEET_VIEW"},
+				Usage: "show the workers and queues on top of the status page (the broker user needs celeryev and pidbox permissions, as ops has)"},
 			&cli.IntFlag{Name: "status-days", EnvVars: []string{"RENDERFARM_STATUS_DAYS"}, Value: 7, Usage: "days of manifests a status lookup searches"},
 			&cli.DurationFlag{Name: "shutdown-grace", EnvVars: []string{"RENDERFARM_SHUTDOWN_GRACE"}, Value: 20 * time.Second, Usage: "how long shutdown waits for requests in flight"},
 		),
@@ -117,23 +119,28 @@ func runWeb(c *cli.Context) error {
 			fail(fmt.Errorf("the web tier cannot use the broker: %w", err))
 		}
 	}()
-	// The status page shows the fleet on top: the workers (their
-	// heartbeats, gathered from now on, and stats), this tier's queue and
-	// the dead letters.
-	view := fleet.NewView(conn, []string{q.Name}, c.String("dead-letter-exchange"), 500*time.Millisecond)
-	go func() {
-		if err := view.Start(ctx); err != nil && ctx.Err() == nil {
-			log.Warn("web: not listening to the workers' heartbeats; the status page shows them from stats alone", "err", err)
-		}
-	}()
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		view.Stop(sctx)
-	}()
+	// With --fleet-view the status page shows the fleet on top: the
+	// workers (their heartbeats, gathered from now on, and stats), this
+	// tier's queue and the dead letters. Off by default: it needs the
+	// broker permissions of remote control (the pidbox, which can also
+	// shut workers down), which a least-privileged web user lacks.
+	var view *fleet.View
+	if c.Bool("fleet-view") {
+		view = fleet.NewView(conn, []string{q.Name}, c.String("dead-letter-exchange"), 500*time.Millisecond)
+		go func() {
+			if err := view.Start(ctx); err != nil && ctx.Err() == nil {
+				log.Warn("web: not listening to the workers' heartbeats; the status page shows them from stats alone", "err", err)
+			}
+		}()
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			view.Stop(sctx)
+		}()
+	}
 	exchange, key := q.Route()
 	srv, err := web.New(web.Config{
-		Fleet:  view,
+		Fleet:  fleetView(view),
 		Broker: conn, Exchange: exchange, RoutingKey: key,
 		Store: store, Recipes: recipes,
 		Journal:       &job.Journal{Store: journalStore, Prefix: c.String("journal"), Days: c.Int("status-days")},
@@ -206,4 +213,13 @@ func reloadTokensOnHUP(ctx context.Context, srv *web.Server, list, path string, 
 		}
 		log.Info("web: tokens reloaded", "count", len(tokens))
 	}
+}
+
+// fleetView keeps a nil *fleet.View a nil interface, which the page
+// reads as "no fleet section".
+func fleetView(v *fleet.View) web.FleetView {
+	if v == nil {
+		return nil
+	}
+	return v
 }
