@@ -78,7 +78,7 @@ func (j *Journal) Find(ctx context.Context, id string) (*Manifest, error) {
 	g, gctx := errgroup.WithContext(ctx)
 	for i, d := range days {
 		g.Go(func() error {
-			m, err := j.read(gctx, ManifestLocation(j.Prefix, id, d))
+			m, err := j.Read(gctx, ManifestLocation(j.Prefix, id, d))
 			if errors.Is(err, storage.ErrNotFound) {
 				return nil
 			}
@@ -142,7 +142,7 @@ func (j *Journal) readAll(ctx context.Context, objs []storage.Object) ([]*Manife
 	g.SetLimit(8)
 	for i, o := range objs {
 		g.Go(func() error {
-			m, err := j.read(gctx, o.Location.String())
+			m, err := j.Read(gctx, o.Location.String())
 			if errors.Is(err, storage.ErrNotFound) || errors.Is(err, errNotManifest) {
 				return nil
 			}
@@ -210,7 +210,10 @@ func (j *Journal) Select(ctx context.Context, since time.Time, scan int, keep fu
 
 var errNotManifest = errors.New("job: not a manifest")
 
-func (j *Journal) read(ctx context.Context, raw string) (*Manifest, error) {
+// Read reads the manifest at a location in the journal: storage's
+// ErrNotFound when there is none, an error naming it when what is there is
+// not a manifest.
+func (j *Journal) Read(ctx context.Context, raw string) (*Manifest, error) {
 	loc, err := storage.ParseLocation(raw)
 	if err != nil {
 		return nil, err

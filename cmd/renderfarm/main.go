@@ -39,6 +39,7 @@ func newApp() *cli.App {
 			tuneCommand(),
 			workerCommand(),
 			replayCommand(),
+			enqueueCommand(),
 			webCommand(),
 		},
 		// Errors are printed once, by main, with a non-zero status.
