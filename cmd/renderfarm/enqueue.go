@@ -40,7 +40,7 @@ per task otherwise.
 Local paths become file:// locations: the workers must be on this host, with
 --file-root covering them. --wait follows each task's manifest in the journal
 until it succeeded or failed for good and exits 4 if any failed.`,
-		Flags: append(append(append(storageFlags(),
+		Flags: append(append(append(append(storageFlags(), queueFlags()...),
 			&cli.StringFlag{Name: "source", EnvVars: []string{"RENDERFARM_SOURCE"}, Usage: "the image to render: s3://, file://, https:// or a local path"},
 			&cli.StringFlag{Name: "recipe", EnvVars: []string{"RENDERFARM_RECIPE"}, Usage: "render with this recipe, under --dest"},
 			&cli.StringFlag{Name: "dest", EnvVars: []string{"RENDERFARM_DEST"}, Usage: "the key prefix for a recipe's outputs (a batch's: plus each source's name)"},
@@ -131,14 +131,12 @@ func runEnqueue(c *cli.Context) error {
 
 	if c.Bool("wait") && len(ids) > 0 {
 		progress = newProgress(len(ids), batch && !c.Bool("quiet") && !asJSON)
-		_, err := waitResults(ctx, journal, ids, c.Duration("wait-timeout"), func(m *job.Manifest) {
+		_, err := waitResults(ctx, journal, ids, nil, c.Duration("wait-timeout"), func(m *job.Manifest) {
 			it := byID[m.TaskID]
 			it.Status, it.Result = "succeeded", m.Result
 			if m.Status != job.StatusSuccess {
 				it.Status = "failed"
-				if m.Error != nil {
-					it.Error = m.Error.Message
-				}
+				it.Error = manifestError(m)
 			}
 			progress.step(c.App.ErrWriter, fmt.Sprintf("%s\t%s\t%s", it.Status, it.Item, it.ID))
 		})

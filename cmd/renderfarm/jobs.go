@@ -23,7 +23,8 @@ type publisher struct {
 	exchange, key string
 }
 
-// dialPublisher connects to --broker for --queue. It is called only once
+// dialPublisher connects to --broker for --queue, declared as queueFlags
+// say. It is called only once
 // there is something to publish, so what never publishes (replay --local, a
 // refused request) needs no broker.
 func dialPublisher(c *cli.Context, name string) (*publisher, error) {
@@ -35,7 +36,10 @@ func dialPublisher(c *cli.Context, name string) (*publisher, error) {
 	if err != nil {
 		return nil, err
 	}
-	conn, err := broker.Dial(c.Context, broker.Config{URL: c.String("broker"), Name: name, Logger: log})
+	// Declared as the workers and the web tier declare it (queueFlags), so
+	// a task sent before any worker has started waits in its queue.
+	conn, err := broker.Dial(c.Context, broker.Config{URL: c.String("broker"), Name: name, Logger: log,
+		Topology: qs[0].Topology(c.String("dead-letter-exchange"))})
 	if err != nil {
 		return nil, fmt.Errorf("connecting to the broker: %w", err)
 	}
@@ -84,9 +88,11 @@ const pollEvery = 500 * time.Millisecond
 // a client that asked for one, and ours do not), until each has a final
 // manifest (SUCCESS or FAILURE; RETRY means another attempt is due) or
 // timeout passes. landed is called once per task as its final manifest
-// arrives, from one goroutine at a time. The answer maps each finished id
-// to its manifest; an id missing from it did not finish in time.
-func waitResults(ctx context.Context, journal *job.Journal, ids []string, timeout time.Duration, landed func(*job.Manifest)) (map[string]*job.Manifest, error) {
+// arrives, from one goroutine at a time. past holds, for a task id sent
+// again (replay --same-id), when its previous record started: that record
+// and older ones are not this run's result. The answer maps each finished
+// id to its manifest; an id missing from it did not finish in time.
+func waitResults(ctx context.Context, journal *job.Journal, ids []string, past map[string]time.Time, timeout time.Duration, landed func(*job.Manifest)) (map[string]*job.Manifest, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	done := map[string]*job.Manifest{}
@@ -108,7 +114,7 @@ func waitResults(ctx context.Context, journal *job.Journal, ids []string, timeou
 		for _, id := range pending {
 			g.Go(func() error {
 				m, err := journal.Find(gctx, id)
-				if errors.Is(err, job.ErrNoManifest) || err == nil && m.Status == job.StatusRetry {
+				if errors.Is(err, job.ErrNoManifest) || err == nil && (m.Status == job.StatusRetry || !m.Started.After(past[id])) {
 					return nil
 				}
 				if err != nil {
@@ -135,6 +141,15 @@ func waitResults(ctx context.Context, journal *job.Journal, ids []string, timeou
 		case <-tick.C:
 		}
 	}
+}
+
+// manifestError is a failed task's error as the worker recorded it, code
+// first, as a Python client sees it.
+func manifestError(m *job.Manifest) string {
+	if m.Error == nil {
+		return string(m.Status)
+	}
+	return m.Error.Code + ": " + m.Error.Message
 }
 
 // itemsExit is the exit for a command that acted on several items: none

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,9 +16,19 @@ import (
 // run runs the CLI in-process and returns what it printed and its error.
 func run(t *testing.T, args ...string) (string, error) {
 	t.Helper()
+	return runWithStdin(t, nil, args...)
+}
+
+// runWithStdin is run with the command's stdin read from in (nil: the
+// test's own).
+func runWithStdin(t *testing.T, in io.Reader, args ...string) (string, error) {
+	t.Helper()
 	var out bytes.Buffer
 	app := newApp()
 	app.Writer, app.ErrWriter = &out, &out
+	if in != nil {
+		app.Reader = in
+	}
 	err := app.Run(flagsFirst(app, append([]string{"renderfarm"}, args...)))
 	return out.String(), err
 }

@@ -54,7 +54,7 @@ is shown and confirmed on the terminal (--yes skips the question; with no
 terminal on stdin the command refuses without --yes). --rate throttles the
 replays. Each item's outcome is reported; the exit code is 3 when nothing was
 found, 4 when some items failed.`,
-		Flags: append(append(append(storageFlags(),
+		Flags: append(append(append(append(storageFlags(), queueFlags()...),
 			brokerFlag(),
 			queueFlag(),
 			logLevelFlag(),
@@ -85,6 +85,7 @@ type replayItem struct {
 	At      time.Time    `json:"at,omitzero"` // when it was acted on
 	Outputs []outputDiff `json:"outputs,omitempty"`
 	req     *job.Request
+	started time.Time // the recorded run's start
 }
 
 // outputDiff is one output of a local rerun, and with --diff the stored one
@@ -241,7 +242,7 @@ func findJob(ctx context.Context, journal *job.Journal, arg string) *replayItem 
 	case m.Request == nil:
 		it.Outcome, it.Error = "failed", "the manifest records no request"
 	default:
-		it.TaskID, it.Status, it.req = m.TaskID, m.Status, m.Request
+		it.TaskID, it.Status, it.req, it.started = m.TaskID, m.Status, m.Request, m.Started
 	}
 	return it
 }
@@ -266,7 +267,7 @@ func selectJobs(ctx context.Context, c *cli.Context, journal *job.Journal) ([]*r
 		case recipe != "" && m.Request.Recipe != recipe:
 			return false
 		case substr != "":
-			return m.Error != nil && strings.Contains(strings.ToLower(m.Error.Code+": "+m.Error.Message), substr)
+			return m.Error != nil && strings.Contains(strings.ToLower(manifestError(m)), substr)
 		}
 		return true
 	}
@@ -276,7 +277,7 @@ func selectJobs(ctx context.Context, c *cli.Context, journal *job.Journal) ([]*r
 	}
 	items := make([]*replayItem, len(ms))
 	for i, m := range ms {
-		items[i] = &replayItem{Item: m.TaskID, TaskID: m.TaskID, Status: m.Status, req: m.Request}
+		items[i] = &replayItem{Item: m.TaskID, TaskID: m.TaskID, Status: m.Status, req: m.Request, started: m.Started}
 	}
 	return items, nil
 }
@@ -293,21 +294,23 @@ func hasFound(items []*replayItem) bool {
 // waitReplays follows the enqueued replays to their end.
 func waitReplays(ctx context.Context, c *cli.Context, journal *job.Journal, items []*replayItem) error {
 	byID := map[string]*replayItem{}
+	past := map[string]time.Time{}
 	var ids []string
 	for _, it := range items {
 		if it.Outcome == "enqueued" {
 			byID[it.NewID] = it
 			ids = append(ids, it.NewID)
+			if it.NewID == it.TaskID {
+				past[it.NewID] = it.started
+			}
 		}
 	}
-	_, err := waitResults(ctx, journal, ids, c.Duration("wait-timeout"), func(m *job.Manifest) {
+	_, err := waitResults(ctx, journal, ids, past, c.Duration("wait-timeout"), func(m *job.Manifest) {
 		it := byID[m.TaskID]
 		it.Outcome = "succeeded"
 		if m.Status != job.StatusSuccess {
 			it.Outcome = "failed"
-			if m.Error != nil {
-				it.Error = m.Error.Message
-			}
+			it.Error = manifestError(m)
 		}
 	})
 	for _, it := range byID {
