@@ -39,7 +39,7 @@ per task otherwise.
 
 Local paths become file:// locations: the workers must be on this host, with
 --file-root covering them. --wait follows each task's manifest in the journal
-until it succeeded or failed for good and exits 4 if any failed.`,
+until it succeeded or failed for good, and exits 4 if some failed, 1 if all did.`,
 		Flags: append(append(append(append(storageFlags(), queueFlags()...),
 			&cli.StringFlag{Name: "source", EnvVars: []string{"RENDERFARM_SOURCE"}, Usage: "the image to render: s3://, file://, https:// or a local path"},
 			&cli.StringFlag{Name: "recipe", EnvVars: []string{"RENDERFARM_RECIPE"}, Usage: "render with this recipe, under --dest"},

@@ -152,15 +152,18 @@ func manifestError(m *job.Manifest) string {
 	return m.Error.Code + ": " + m.Error.Message
 }
 
-// itemsExit is the exit for a command that acted on several items: none
-// failed, all were absent (exitNotFound), or some failed (exitPartial).
+// itemsExit is the exit for a command that acted on several items, as
+// output.go defines the codes: 0 when none failed, exitNotFound when none
+// was found, exitFailure when none succeeded, exitPartial for a mix.
 func itemsExit(total, failed, notFound int) error {
+	msg := fmt.Sprintf("%d of %d failed", failed+notFound, total)
 	switch {
 	case failed+notFound == 0:
 		return nil
 	case notFound == total:
 		return cli.Exit(fmt.Sprintf("%d of %d not found", notFound, total), exitNotFound)
-	default:
-		return cli.Exit(fmt.Sprintf("%d of %d failed", failed+notFound, total), exitPartial)
+	case failed+notFound == total:
+		return cli.Exit(msg, exitFailure)
 	}
+	return cli.Exit(msg, exitPartial)
 }

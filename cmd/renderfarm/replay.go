@@ -53,7 +53,7 @@ pixels are identical; above about 40 dB a difference is hard to see).
 is shown and confirmed on the terminal (--yes skips the question; with no
 terminal on stdin the command refuses without --yes). --rate throttles the
 replays. Each item's outcome is reported; the exit code is 3 when nothing was
-found, 4 when some items failed.`,
+found, 1 when every item failed, 4 when some did.`,
 		Flags: append(append(append(append(storageFlags(), queueFlags()...),
 			brokerFlag(),
 			queueFlag(),

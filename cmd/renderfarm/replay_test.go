@@ -47,7 +47,7 @@ func TestReplayByID(t *testing.T) {
 	r.worker(t)
 	out, err := r.cli(t, nil, "enqueue", "--source", r.loc("in/late.jpg"), "--recipe", "default", "--dest", r.loc("out/late")+"/",
 		"--wait", "--output", "json")
-	if exitCode(err) != exitPartial {
+	if exitCode(err) != exitFailure {
 		t.Fatalf("a missing source: exit %d (%v)\n%s", exitCode(err), err, out)
 	}
 	v7 := items[enqueueItem](t, out)[0].ID
