@@ -116,10 +116,9 @@ func runEnqueue(c *cli.Context) error {
 	for i := range items {
 		it := &items[i]
 		if it.ID, err = p.enqueue(ctx, "", it.req); err != nil {
+			// Interrupted, the rest fail at once the same way and are
+			// reported as not sent.
 			it.Status, it.Error = "not_sent", err.Error()
-			if ctx.Err() != nil {
-				break
-			}
 		} else {
 			it.Status = "enqueued"
 			ids = append(ids, it.ID)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -28,9 +29,9 @@ type publisher struct {
 // there is something to publish, so what never publishes (replay --local, a
 // refused request) needs no broker.
 func dialPublisher(c *cli.Context, name string) (*publisher, error) {
-	log, err := newLogger(c.String("log-level"))
+	log, err := commandLogger(c)
 	if err != nil {
-		return nil, usageError("%v", err)
+		return nil, err
 	}
 	qs, err := queues(c, "queue", true)
 	if err != nil {
@@ -56,13 +57,28 @@ func (p *publisher) enqueue(ctx context.Context, id string, req *job.Request) (s
 
 func (p *publisher) Close() error { return p.conn.Close() }
 
+// commandLogger is the logger of a command a person runs and reads: the
+// broker's connects and closes are noise beside its report, so it logs
+// warnings and errors unless --log-level says otherwise.
+func commandLogger(c *cli.Context) (*slog.Logger, error) {
+	level := c.String("log-level")
+	if !c.IsSet("log-level") {
+		level = "warn"
+	}
+	log, err := newLogger(level)
+	if err != nil {
+		return nil, usageError("%v", err)
+	}
+	return log, nil
+}
+
 // openJournal opens the stores of the storage flags: the jobs' store, for
 // validating requests and reading their sources and outputs, and the
 // journal under --journal, searched over days days for a task id.
 func openJournal(c *cli.Context, days int) (*storage.Store, *job.Journal, error) {
-	log, err := newLogger(c.String("log-level"))
+	log, err := commandLogger(c)
 	if err != nil {
-		return nil, nil, usageError("%v", err)
+		return nil, nil, err
 	}
 	store, js, err := openStores(c, log, nil, false)
 	if err != nil {

@@ -210,7 +210,9 @@ func runReplay(c *cli.Context) error {
 			continue
 		}
 		if err := limiter.Wait(ctx); err != nil {
-			break
+			// Interrupted: what was not reached is reported as not done.
+			it.Outcome, it.Error = "not_sent", err.Error()
+			continue
 		}
 		it.At = time.Now().UTC()
 		act(ctx, it)
@@ -404,9 +406,9 @@ func newLocalRerun(c *cli.Context, store *storage.Store, journal *job.Journal, d
 	if err != nil {
 		return nil, err
 	}
-	log, err := newLogger(c.String("log-level"))
+	log, err := commandLogger(c)
 	if err != nil {
-		return nil, usageError("%v", err)
+		return nil, err
 	}
 	// The runner writes no manifest for Execute; it wants the journal only
 	// to make sure the jobs' store cannot reach it.
