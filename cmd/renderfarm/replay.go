@@ -91,8 +91,8 @@ type replayItem struct {
 // outputDiff is one output of a local rerun, and with --diff the stored one
 // it was compared with.
 type outputDiff struct {
-	Key         string   `json:"key"`  // where the job stores it
-	Path        string   `json:"path"` // where the rerun wrote it
+	Key         string   `json:"key"`            // where the job stores it
+	Path        string   `json:"path,omitempty"` // where the rerun wrote it; "" for --diff's temporary directory
 	Width       int      `json:"width"`
 	Height      int      `json:"height"`
 	Bytes       int      `json:"bytes"`
@@ -129,7 +129,8 @@ func runReplay(c *cli.Context) error {
 		return err
 	}
 	dir := c.String("local")
-	if c.Bool("diff") && dir == "" {
+	temporary := c.Bool("diff") && dir == ""
+	if temporary {
 		if dir, err = os.MkdirTemp("", "renderfarm-diff-"); err != nil {
 			return err
 		}
@@ -170,7 +171,11 @@ func runReplay(c *cli.Context) error {
 		if local {
 			what = "Rerun them here?"
 		}
-		if err := confirm(c, fmt.Sprintf("%d jobs match. %s", len(items), what)); err != nil {
+		count := fmt.Sprintf("%d jobs match.", len(items))
+		if len(items) == 1 {
+			count = "1 job matches."
+		}
+		if err := confirm(c, count+" "+what); err != nil {
 			return err
 		}
 	} else {
@@ -216,6 +221,14 @@ func runReplay(c *cli.Context) error {
 		}
 		it.At = time.Now().UTC()
 		act(ctx, it)
+	}
+	if temporary {
+		// The rerun's files go with the temporary directory.
+		for _, it := range items {
+			for i := range it.Outputs {
+				it.Outputs[i].Path = ""
+			}
+		}
 	}
 	if c.Bool("wait") {
 		if err := waitReplays(ctx, c, journal, items); err != nil {

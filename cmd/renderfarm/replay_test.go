@@ -234,7 +234,7 @@ func TestReplaySelection(t *testing.T) {
 			if exitCode(err) != tc.exit {
 				t.Fatalf("exit %d (%v), want %d\n%s", exitCode(err), err, tc.exit, out)
 			}
-			if tc.answer != "" && !strings.Contains(out, "9 jobs match") && !strings.Contains(out, "1 jobs match") {
+			if tc.answer != "" && !strings.Contains(out, "9 jobs match") && !strings.Contains(out, "1 job matches") {
 				t.Errorf("the question did not give the count:\n%s", out)
 			}
 			if tc.sent > 0 && (!strings.Contains(out, "OUTCOME") || strings.Count(out, "enqueued") != tc.sent) {
