@@ -11,7 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/google/uuid"
+	"github.com/renderfarm/renderfarm/internal/testenv"
 	"github.com/renderfarm/renderfarm/storage"
 )
 
@@ -112,14 +114,33 @@ func putManifest(t *testing.T, j *Journal, m *Manifest, modified time.Time) {
 
 // Select reads the days the window covers, judges each task by its newest
 // attempt, and leaves out what finished before the window.
+// On file:// and on S3 (versitygw), as the journal lives in production.
 func TestJournalSelect(t *testing.T) {
-	dir := t.TempDir()
-	store, err := storage.New(context.Background(), storage.Config{FileRoots: []string{dir}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	t.Run("file", func(t *testing.T) {
+		dir := t.TempDir()
+		store, err := storage.New(context.Background(), storage.Config{FileRoots: []string{dir}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkSelect(t, store, "file://"+dir+"/")
+	})
+	t.Run("s3", func(t *testing.T) {
+		srv := testenv.S3(t, false)
+		srv.CreateBucket(t, "media")
+		store, err := storage.New(context.Background(), storage.Config{
+			S3Endpoint: srv.Endpoint, S3Region: srv.Region, S3PathStyle: true,
+			S3Credentials: credentials.NewStaticCredentialsProvider(srv.AccessKey, srv.SecretKey, ""),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkSelect(t, store, "s3://media/_renderfarm/jobs/")
+	})
+}
+
+func checkSelect(t *testing.T, store *storage.Store, prefix string) {
 	now := time.Date(2026, 11, 22, 1, 0, 0, 0, time.UTC)
-	j := &Journal{Store: store, Prefix: "file://" + dir + "/", Now: func() time.Time { return now }}
+	j := &Journal{Store: store, Prefix: prefix, Now: func() time.Time { return now }}
 	rec := func(id string, status Status, started time.Time, req string) {
 		t.Helper()
 		m := &Manifest{TaskID: id, Status: status, Started: started, Finished: started.Add(time.Second),
@@ -128,7 +149,10 @@ func TestJournalSelect(t *testing.T) {
 		if status == StatusFailure {
 			m.Error = &ManifestError{Code: "not_found", Message: "not_found: s3://up/" + id + ".jpg: no such object"}
 		}
-		putManifest(t, j, m, started)
+		data, _ := json.Marshal(m)
+		if _, err := store.Put(context.Background(), storage.MustParseLocation(ManifestLocation(prefix, id, started)), data, storage.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	rec("failed-yesterday", StatusFailure, now.Add(-2*time.Hour), "gallery") // 23:00 the day before
 	rec("failed-today", StatusFailure, now.Add(-10*time.Minute), "default")

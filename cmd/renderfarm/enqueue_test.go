@@ -116,6 +116,18 @@ func TestEnqueue(t *testing.T) {
 		})
 	}
 	r.take(t, 0) // nothing refused was sent
+
+	// With no worker to run it, --wait gives up after --wait-timeout and
+	// says so; the task stays queued.
+	out, err := r.cli(t, nil, "enqueue", "--source", r.loc("in/photo.jpg"), "--recipe", "default", "--dest", r.loc("out/w")+"/",
+		"--wait", "--wait-timeout", "1s", "--output", "json")
+	if exitCode(err) != exitFailure {
+		t.Errorf("--wait with no worker: exit %d (%v), want %d", exitCode(err), err, exitFailure)
+	}
+	if its := items[enqueueItem](t, out); len(its) != 1 || its[0].Status != "unfinished" || !strings.Contains(its[0].Error, "1s") {
+		t.Errorf("--wait with no worker: %+v", its)
+	}
+	r.take(t, 1)
 }
 
 // --wait follows each task to its manifest: the batch's failures are
