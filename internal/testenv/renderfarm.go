@@ -159,6 +159,10 @@ func (b *lockedBuffer) Write(p []byte) (int, error) {
 	return b.buf.Write(p)
 }
 
+// SyncBuffer is a buffer safe to write from one goroutine (a logger) and
+// read from the test's.
+type SyncBuffer = lockedBuffer
+
 func (b *lockedBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
