@@ -295,3 +295,43 @@ func TestEC2LifecycleStartupErrors(t *testing.T) {
 		})
 	}
 }
+
+// A scale-in: the target lifecycle state turns Terminated. The running
+// task finishes, the worker exits 0 and completes the hook of the group its
+// instance tags name, signed for the region the metadata gives.
+func TestAutoScalingTerminationCompletesHook(t *testing.T) {
+	md := testenv.FakeIMDS(t, "i-0scalein", "ap-south-1")
+	md.SetGroupTag("render-workers")
+	api := testenv.FakeAutoScaling(t)
+	env := append(append(md.Env(), api.Env()...), "AWS_REGION=", "AWS_DEFAULT_REGION=") // the region from the metadata
+	amqpURL := testenv.RabbitMQ(t)
+	w := testenv.Worker(t, amqpURL, env, "--test-tasks", "--events=false", "--concurrency", "1",
+		"--ec2-lifecycle", "--ec2-poll-interval", "100ms", "--lifecycle-hook", "drain-renders", "--shutdown-grace", "30s")
+	get := probes(t, w)
+	w.WaitOutput(t, "worker ready", 30*time.Second)
+	result := make(chan map[string]any, 1)
+	go func() { result <- testenv.SendTask(t, amqpURL, "renderfarm.test.sleep", []any{3}, nil, 60) }()
+	busy(t, get)
+	md.SetTargetLifecycleState("Terminated")
+	select {
+	case <-w.Exited():
+	case <-time.After(30 * time.Second):
+		t.Fatal("the worker did not leave after the group terminated its instance")
+	}
+	if err := w.Stop(0); err != nil {
+		t.Errorf("exit: %v, want 0", err)
+	}
+	if r := <-result; r["state"] != "SUCCESS" {
+		t.Errorf("the task running at the termination: %v", r)
+	}
+	reqs := api.Requests()
+	if len(reqs) != 1 {
+		t.Fatalf("%d Auto Scaling requests, want one:\n%s", len(reqs), w.Output())
+	}
+	if g, id := reqs[0].Form.Get("AutoScalingGroupName"), reqs[0].Form.Get("InstanceId"); g != "render-workers" || id != "i-0scalein" {
+		t.Errorf("completed group %q instance %q, want render-workers i-0scalein", g, id)
+	}
+	if !strings.Contains(reqs[0].Authorization, "/ap-south-1/autoscaling/aws4_request") {
+		t.Errorf("Authorization %q: not signed for the metadata's region", reqs[0].Authorization)
+	}
+}

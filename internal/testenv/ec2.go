@@ -120,6 +120,12 @@ func (m *IMDS) serve(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "", http.StatusUnauthorized)
 		return
 	}
+	if r.URL.Path == "/latest/dynamic/instance-identity/document" {
+		// The SDK's region look-up reads it.
+		b, _ := json.Marshal(map[string]string{"instanceId": m.instanceID, "region": m.region})
+		_, _ = w.Write(b)
+		return
+	}
 	path, ok := strings.CutPrefix(r.URL.Path, "/latest/meta-data/")
 	if !ok {
 		http.NotFound(w, r)
@@ -134,8 +140,6 @@ func (m *IMDS) serve(w http.ResponseWriter, r *http.Request) {
 	switch path {
 	case "instance-id":
 		body = m.instanceID
-	case "placement/region":
-		body = m.region
 	case "spot/instance-action":
 		body = m.spot
 	case "autoscaling/target-lifecycle-state":
