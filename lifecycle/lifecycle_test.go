@@ -120,7 +120,7 @@ func TestWatcherOutlivesMetadataErrors(t *testing.T) {
 	m.FailWith(http.StatusServiceUnavailable)
 	noNotice(t, w, 10*interval)
 	m.FailWith(0)
-	noNotice(t, w, 3*interval)
+	noNotice(t, w, 8*interval)
 	m.FailWith(http.StatusInternalServerError)
 	noNotice(t, w, 6*interval)
 	m.FailWith(0)
