@@ -380,3 +380,40 @@ func TestDLQReplayKilledHalfwayLosesNothing(t *testing.T) {
 		}
 	}
 }
+
+// A replay that fails (its origin queue is gone) leaves that message
+// dead-lettered and the exit status says some failed; the others move.
+func TestDLQReplayPartialFailureKeepsTheFailed(t *testing.T) {
+	f := newDLQFarm(t)
+	w := testenv.Worker(t, f.url, nil, append([]string{"--queues", "celery,other", "--events=false"}, f.flags...)...)
+	w.WaitOutput(t, "worker ready", 30*time.Second)
+	for _, q := range []string{"celery", "other"} {
+		bad := amqp.Publishing{ContentType: "application/x-foo", Headers: amqp.Table{"task": job.TaskName, "id": "from-" + q}, Body: []byte("?")}
+		if err := f.conn.Publish(context.Background(), q, q, bad); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.waitDead(t, 2)
+	if err := w.Stop(30 * time.Second); err != nil {
+		t.Fatalf("worker: %v", err)
+	}
+	if err := f.conn.DeleteQueue(context.Background(), "other"); err != nil {
+		t.Fatal(err)
+	}
+	out, err := f.dlq(t, "replay", "--all", "--output", "json")
+	var results []replayed
+	if exitCode(err) != exitPartial || json.Unmarshal([]byte(out), &results) != nil || len(results) != 2 {
+		t.Fatalf("replay with one origin gone: exit %d (%v)\n%s", exitCode(err), err, out)
+	}
+	for _, r := range results {
+		if ok := r.ID == "from-celery"; r.Replayed != ok || !ok && !strings.Contains(r.Error, "unroutable") {
+			t.Errorf("result %+v", r)
+		}
+	}
+	if n := testenv.QueueMessages(t, f.url); n["celery"] != 1 || n[celery.DefaultDeadLetter] != 1 {
+		t.Errorf("queues after a partial replay: %v, want 1 in celery and 1 dead", n)
+	}
+	if left := f.deadLetters(t); len(left) != 1 || left[0].ID != "from-other" {
+		t.Errorf("still dead-lettered: %+v, want from-other", left)
+	}
+}
