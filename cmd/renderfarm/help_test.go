@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -100,6 +101,15 @@ func TestCompletionScripts(t *testing.T) {
 		t.Errorf("completion fish: exit %d, want %d", exitCode(err), exitUsage)
 	}
 
+	// Each shell's completion function, called as the shell calls it on
+	// TAB with the words typed so far. zsh's own _describe filters by the
+	// prefix, so there a stub prints every candidate and the test looks
+	// for the one wanted among them.
+	complete := map[string]string{
+		"bash": `source "$1"; read -ra COMP_WORDS <<< "$2"; COMP_CWORD=$((${#COMP_WORDS[@]}-1)); _renderfarm; echo "${COMPREPLY[*]}"`,
+		"zsh": `_describe() { print -l -- "${(@P)2}" }; _files() { print FILES }; compdef() { : }
+			source "$1"; words=(${=2}); CURRENT=${#words}; _renderfarm`,
+	}
 	for _, tc := range []struct{ line, want string }{
 		{"renderfarm dl", "dlq"},
 		{"renderfarm dlq re", "replay"},
@@ -107,12 +117,24 @@ func TestCompletionScripts(t *testing.T) {
 		{"renderfarm dlq ls --out", "--output"},
 		{"renderfarm wor", "worker"},
 	} {
-		script := `source "$1"; read -ra COMP_WORDS <<< "$2"; COMP_CWORD=$((${#COMP_WORDS[@]}-1)); _renderfarm; echo "${COMPREPLY[*]}"`
-		cmd := exec.Command("bash", "-c", script, "bash", filepath.Join(dir, "renderfarm.bash"), tc.line)
-		cmd.Env = append(os.Environ(), "PATH="+filepath.Dir(bin)+":"+os.Getenv("PATH"))
-		got, err := cmd.Output()
-		if err != nil || strings.TrimSpace(string(got)) != tc.want {
-			t.Errorf("completing %q: %q (%v), want %q", tc.line, got, err, tc.want)
+		for sh, script := range complete {
+			if _, err := exec.LookPath(sh); err != nil {
+				continue
+			}
+			args := []string{"-c", script, sh, filepath.Join(dir, "renderfarm."+sh), tc.line}
+			if sh == "zsh" {
+				args = append([]string{"-f"}, args...)
+			}
+			cmd := exec.Command(sh, args...)
+			cmd.Env = append(os.Environ(), "PATH="+filepath.Dir(bin)+":"+os.Getenv("PATH"))
+			out, err := cmd.Output()
+			got := strings.TrimSpace(string(out))
+			if sh == "zsh" && slices.Contains(strings.Split(got, "\n"), tc.want) {
+				got = tc.want
+			}
+			if err != nil || got != tc.want {
+				t.Errorf("%s completing %q: %q (%v), want %q", sh, tc.line, out, err, tc.want)
+			}
 		}
 	}
 }
