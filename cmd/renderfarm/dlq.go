@@ -90,7 +90,7 @@ renderfarm dlq ls --reason malformed --output json`,
 				fmt.Fprintln(w, "ID\tTASK\tQUEUE\tREDELIVERIES\tREASON\tREQUEST")
 				for _, m := range msgs {
 					fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\n", m.ID, dash(m.Task), dash(m.Queue), m.Redeliveries,
-						clip(m.Reason, 60), clip(m.request(), 60))
+						clip(m.Reason, 60), clip(m.request(), 80))
 				}
 			})
 		},
@@ -389,6 +389,9 @@ type deadLetter struct {
 	Body        string         `json:"body,omitempty"`
 
 	d amqp.Delivery
+	// As the client wrote them (celery's argsrepr and kwargsrepr keep the
+	// caller's key order: source first).
+	argsRepr, kwargsRepr string
 }
 
 func readDeadLetter(d amqp.Delivery) deadLetter {
@@ -414,6 +417,7 @@ func readDeadLetter(d amqp.Delivery) deadLetter {
 	}
 	if msg, err := celery.Decode(d); err == nil {
 		m.ID, m.Task, m.Args, m.Kwargs = msg.ID, msg.Task, msg.Args, msg.Kwargs
+		m.argsRepr, m.kwargsRepr = msg.ArgsRepr, msg.KwargsRepr
 	} else {
 		m.Malformed = err.Error()
 		m.ID, m.Task = headerString(h, "id"), headerString(h, "task")
@@ -442,17 +446,25 @@ func (m *deadLetter) full() {
 	}
 }
 
-// request is the task's arguments as Python would print them.
+// request is the task's arguments as Python prints them.
 func (m deadLetter) request() string {
-	switch {
-	case m.Malformed != "":
+	if m.Malformed != "" {
 		return "(malformed)"
-	case len(m.Args) == 0:
-		return celery.KwargsRepr(m.Kwargs)
-	case len(m.Kwargs) == 0:
-		return celery.ArgsRepr(m.Args)
 	}
-	return celery.ArgsRepr(m.Args) + " " + celery.KwargsRepr(m.Kwargs)
+	args, kwargs := m.argsRepr, m.kwargsRepr
+	if args == "" {
+		args = celery.ArgsRepr(m.Args)
+	}
+	if kwargs == "" {
+		kwargs = celery.KwargsRepr(m.Kwargs)
+	}
+	switch {
+	case len(m.Args) == 0:
+		return kwargs
+	case len(m.Kwargs) == 0:
+		return args
+	}
+	return args + " " + kwargs
 }
 
 func (m deadLetter) print(w io.Writer) {

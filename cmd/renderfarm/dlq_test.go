@@ -219,7 +219,7 @@ func TestDLQBrowseShowReplayPurge(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"REASON", "REDELIVERIES", idA, idB, "bad-json", "not_found", "malformed", "{'dest': 'file://"} {
+	for _, want := range []string{"REASON", "REDELIVERIES", idA, idB, "bad-json", "not_found", "malformed", "{'source': 'file://" + f.root} {
 		if !strings.Contains(table, want) {
 			t.Errorf("dlq ls lacks %q:\n%s", want, table)
 		}
