@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -18,6 +20,7 @@ import (
 	"github.com/renderfarm/renderfarm/job"
 	"github.com/renderfarm/renderfarm/render"
 	"github.com/renderfarm/renderfarm/worker"
+	"github.com/urfave/cli/v2"
 )
 
 // dlqFarm is a vhost whose workers dead-letter what they cannot run, and
@@ -300,12 +303,44 @@ func TestDLQBrowseShowReplayPurge(t *testing.T) {
 	if n := testenv.QueueMessages(t, f.url)[celery.DefaultDeadLetter]; n != 1 {
 		t.Errorf("purge without --yes left %d dead letters, want 1", n)
 	}
-	if out, err := f.dlq(t, "purge", "--yes"); err != nil || !strings.Contains(out, "purged 1 messages") {
+	// On a terminal it asks: no keeps them, yes purges.
+	for _, answer := range []struct {
+		text string
+		exit int
+		left int
+	}{{"n", exitFailure, 1}, {"y", 0, 0}} {
+		out, err := onTerminal(t, answer.text+"\n", "dlq", "purge", "--broker", f.url)
+		if exitCode(err) != answer.exit || !strings.Contains(out, "[y/N]") {
+			t.Errorf("purge answered %q: exit %d (%v)\n%s", answer.text, exitCode(err), err, out)
+		}
+		if n := testenv.QueueMessages(t, f.url)[celery.DefaultDeadLetter]; n != answer.left {
+			t.Errorf("purge answered %q left %d dead letters, want %d", answer.text, n, answer.left)
+		}
+	}
+	if out, err := f.dlq(t, "purge", "--yes"); err != nil || !strings.Contains(out, "purged 0 messages") {
 		t.Errorf("purge --yes: %v\n%s", err, out)
 	}
-	if n := testenv.QueueMessages(t, f.url)[celery.DefaultDeadLetter]; n != 0 {
-		t.Errorf("%d dead letters after purge --yes", n)
+}
+
+// onTerminal runs the renderfarm binary with a pseudo-terminal on stdin
+// (util-linux script) and types input into it.
+func onTerminal(t *testing.T, input string, args ...string) (string, error) {
+	t.Helper()
+	if _, err := exec.LookPath("script"); err != nil {
+		t.Skip("no script(1) to give the command a terminal")
 	}
+	line := testenv.Renderfarm(t)
+	for _, a := range args {
+		line += " '" + a + "'"
+	}
+	cmd := exec.Command("script", "-q", "-e", "-c", line, "/dev/null")
+	cmd.Stdin = strings.NewReader(input)
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return string(out), cli.Exit(string(out), ee.ExitCode())
+	}
+	return string(out), err
 }
 
 func (f *dlqFarm) dlqJSON(t *testing.T, args ...string) []deadLetter {
