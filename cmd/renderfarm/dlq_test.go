@@ -452,3 +452,57 @@ func TestDLQReplayPartialFailureKeepsTheFailed(t *testing.T) {
 		t.Errorf("still dead-lettered: %+v, want from-other", left)
 	}
 }
+
+// What ls shows and where replay sends a message, for each way a message
+// reaches the dead-letter queue: set aside by a worker, dead-lettered by
+// RabbitMQ itself (a quorum queue's delivery limit), or a body that is not
+// a task at all.
+func TestReadDeadLetter(t *testing.T) {
+	task, err := celery.Encode(&celery.Message{ID: "t-1", Task: job.TaskName, Args: []any{}, Kwargs: map[string]any{"source": "s3://u/a.jpg"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	withHeaders := func(h amqp.Table) amqp.Delivery {
+		d := amqp.Delivery{Headers: amqp.Table{}, ContentType: task.ContentType, ContentEncoding: task.ContentEncoding, Body: task.Body}
+		for k, v := range task.Headers {
+			d.Headers[k] = v
+		}
+		for k, v := range h {
+			d.Headers[k] = v
+		}
+		return d
+	}
+	renders := celery.Queue{Name: "renders", Exchange: "media", RoutingKey: "r"}
+	for _, tc := range []struct {
+		name              string
+		d                 amqp.Delivery
+		id, reason, queue string
+		redeliveries      int64
+		malformed         bool
+		key               string // where replay sends it, by the default exchange
+	}{
+		{name: "by a worker", d: withHeaders(amqp.Table{worker.HeaderDeadReason: "not_found: x", worker.HeaderDeadQueue: "celery", worker.HeaderRedeliveries: int32(3)}),
+			id: "t-1", reason: "not_found: x", queue: "celery", redeliveries: 3, key: "celery"},
+		{name: "by a quorum queue", d: withHeaders(amqp.Table{"x-first-death-reason": "delivery_limit", "x-first-death-queue": "renders", "x-delivery-count": int64(5)}),
+			id: "t-1", reason: "delivery_limit", queue: "renders", redeliveries: 5, key: "renders"},
+		{name: "not a task", d: amqp.Delivery{ContentType: "text/plain", MessageId: "m-9", Body: []byte("hello"), Headers: amqp.Table{worker.HeaderDeadReason: "malformed message"}},
+			id: "m-9", reason: "malformed message", malformed: true, key: "celery"},
+		{name: "no id anywhere", d: amqp.Delivery{Body: []byte("hello")}, id: "sha256:2cf24dba5fb0a30e", malformed: true, key: "celery"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := readDeadLetter(tc.d)
+			if m.ID != tc.id || m.Reason != tc.reason || m.Queue != tc.queue || m.Redeliveries != tc.redeliveries || (m.Malformed != "") != tc.malformed {
+				t.Errorf("read %+v", m)
+			}
+			if !tc.malformed && (m.Task != job.TaskName || m.Kwargs["source"] != "s3://u/a.jpg" || !strings.Contains(m.request(), "'source': 's3://u/a.jpg'")) {
+				t.Errorf("request: task %q, kwargs %v, shown as %s", m.Task, m.Kwargs, m.request())
+			}
+			if ex, key := m.route(nil, "celery"); ex != "" || key != tc.key {
+				t.Errorf("replayed to %q/%q, want the default exchange with key %q", ex, key, tc.key)
+			}
+			if ex, key := m.route(&renders, "celery"); ex != "media" || key != "r" {
+				t.Errorf("with --queue renders:media:r, replayed to %q/%q", ex, key)
+			}
+		})
+	}
+}
