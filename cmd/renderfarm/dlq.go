@@ -354,7 +354,13 @@ func withDLQ(c *cli.Context, f func(*dlqBrowse, []deadLetter) error) error {
 }
 
 func dialDLQ(c *cli.Context) (*broker.Conn, error) {
-	log, err := newLogger(c.String("log-level"))
+	// A person reads the output: the broker's connect and close lines at
+	// info would clutter it, so warnings only unless --log-level is given.
+	level := c.String("log-level")
+	if !c.IsSet("log-level") {
+		level = "warn"
+	}
+	log, err := newLogger(level)
 	if err != nil {
 		return nil, usageError("%v", err)
 	}
