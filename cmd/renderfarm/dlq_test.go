@@ -317,8 +317,13 @@ func TestDLQBrowseShowReplayPurge(t *testing.T) {
 			t.Errorf("purge answered %q left %d dead letters, want %d", answer.text, n, answer.left)
 		}
 	}
-	if out, err := f.dlq(t, "purge", "--yes"); err != nil || !strings.Contains(out, "purged 0 messages") {
-		t.Errorf("purge --yes: %v\n%s", err, out)
+	var purged struct {
+		Queue  string
+		Purged *int
+	}
+	if out, err := f.dlq(t, "purge", "--yes", "--output", "json"); err != nil || json.Unmarshal([]byte(out), &purged) != nil ||
+		purged.Queue != celery.DefaultDeadLetter || purged.Purged == nil || *purged.Purged != 0 {
+		t.Errorf("purge --yes --output json: %v\n%s", err, out)
 	}
 }
 
