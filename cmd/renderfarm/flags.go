@@ -38,8 +38,15 @@ func queueFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.BoolFlag{Name: "quorum", EnvVars: []string{"RENDERFARM_QUORUM"}, Usage: "declare the queues as quorum queues (workers, web tier and Celery clients must agree)"},
 		&cli.IntFlag{Name: "delivery-limit", EnvVars: []string{"RENDERFARM_DELIVERY_LIMIT"}, Value: 5, Usage: "quorum queues' x-delivery-limit"},
-		&cli.StringFlag{Name: "dead-letter-exchange", EnvVars: []string{"RENDERFARM_DEAD_LETTER_EXCHANGE"}, Value: celery.DefaultDeadLetter, Usage: "where malformed and poison messages go"},
+		deadLetterFlag(),
 	}
+}
+
+// deadLetterFlag names the dead-letter exchange, and its queue of the same
+// name (celery.DeadLetterTopology), that workers send malformed and poison
+// messages to and `renderfarm dlq` reads.
+func deadLetterFlag() cli.Flag {
+	return &cli.StringFlag{Name: "dead-letter-exchange", EnvVars: []string{"RENDERFARM_DEAD_LETTER_EXCHANGE"}, Value: celery.DefaultDeadLetter, Usage: "where malformed and poison messages go"}
 }
 
 // queues reads the queue flag name (--queues or --queue) with the
