@@ -354,15 +354,9 @@ func withDLQ(c *cli.Context, f func(*dlqBrowse, []deadLetter) error) error {
 }
 
 func dialDLQ(c *cli.Context) (*broker.Conn, error) {
-	// A person reads the output: the broker's connect and close lines at
-	// info would clutter it, so warnings only unless --log-level is given.
-	level := c.String("log-level")
-	if !c.IsSet("log-level") {
-		level = "warn"
-	}
-	log, err := newLogger(level)
+	log, err := commandLogger(c)
 	if err != nil {
-		return nil, usageError("%v", err)
+		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(c.Context, dlqDialWait)
 	defer cancel()
