@@ -261,6 +261,27 @@ func TestCloudInitSettingsMatchBroker(t *testing.T) {
 	}
 }
 
+// Every RENDERFARM_* setting the user-data writes is one the role's command
+// reads (its --help lists the variable): a misspelt name would be ignored
+// silently, and a worker meant to drain on an EC2 retirement would not.
+func TestCloudInitSettingsAreFlags(t *testing.T) {
+	bin := renderfarmBinary(t)
+	for _, role := range roles {
+		help, err := exec.Command(bin, role, "--help").CombinedOutput()
+		if err != nil {
+			t.Fatalf("renderfarm %s --help: %v\n%s", role, err, help)
+		}
+		for k := range envFile(readCloudConfig(t, role).file(t, "/etc/renderfarm/"+role+".env")) {
+			if strings.HasPrefix(k, "RENDERFARM_") && !strings.Contains(string(help), "$"+k+"]") {
+				t.Errorf("%s.env sets %s, which renderfarm %s does not read", role, k, role)
+			}
+		}
+	}
+	if env := envFile(readCloudConfig(t, "worker").file(t, "/etc/renderfarm/worker.env")); env["RENDERFARM_EC2_LIFECYCLE"] != "true" {
+		t.Error("worker.env does not turn on --ec2-lifecycle: a spot notice or a scale-in would drop the renders running")
+	}
+}
+
 // unitSetting returns the last value of key in a unit file.
 func unitSetting(t *testing.T, unit, key string) string {
 	t.Helper()

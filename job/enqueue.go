@@ -23,6 +23,13 @@ type PublishFunc func(ctx context.Context, exchange, key string, msg amqp.Publis
 // Journal.Find knows which days to search and that a task with no
 // manifest yet is pending rather than unknown.
 func Enqueue(ctx context.Context, publish PublishFunc, exchange, routingKey string, req *Request) (string, error) {
+	return EnqueueAs(ctx, publish, exchange, routingKey, "", req)
+}
+
+// EnqueueAs is Enqueue under a task id of the caller's choosing, for a
+// replay that keeps the id the job's clients already know; "" makes a new
+// UUIDv7 as Enqueue does.
+func EnqueueAs(ctx context.Context, publish PublishFunc, exchange, routingKey, id string, req *Request) (string, error) {
 	data, err := json.Marshal(req)
 	if err != nil {
 		return "", fmt.Errorf("job: encoding the request: %w", err)
@@ -31,11 +38,13 @@ func Enqueue(ctx context.Context, publish PublishFunc, exchange, routingKey stri
 	if err := json.Unmarshal(data, &kwargs); err != nil {
 		return "", fmt.Errorf("job: encoding the request: %w", err)
 	}
-	u, err := uuid.NewV7()
-	if err != nil {
-		return "", fmt.Errorf("job: task id: %w", err)
+	if id == "" {
+		u, err := uuid.NewV7()
+		if err != nil {
+			return "", fmt.Errorf("job: task id: %w", err)
+		}
+		id = u.String()
 	}
-	id := u.String()
 	msg, err := celery.Encode(&celery.Message{ID: id, Task: TaskName, Args: []any{}, Kwargs: kwargs, IgnoreResult: true})
 	if err != nil {
 		return "", err

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -77,7 +78,7 @@ func (j *Journal) Find(ctx context.Context, id string) (*Manifest, error) {
 	g, gctx := errgroup.WithContext(ctx)
 	for i, d := range days {
 		g.Go(func() error {
-			m, err := j.read(gctx, ManifestLocation(j.Prefix, id, d))
+			m, err := j.Read(gctx, ManifestLocation(j.Prefix, id, d))
 			if errors.Is(err, storage.ErrNotFound) {
 				return nil
 			}
@@ -124,34 +125,95 @@ func (j *Journal) Recent(ctx context.Context, n, scan int) ([]*Manifest, error) 
 	for len(out) < n && len(objs) > 0 {
 		batch := objs[:min(n-len(out), len(objs))]
 		objs = objs[len(batch):]
-		ms := make([]*Manifest, len(batch))
-		g, gctx := errgroup.WithContext(ctx)
-		g.SetLimit(8)
-		for i, o := range batch {
-			g.Go(func() error {
-				m, err := j.read(gctx, o.Location.String())
-				if errors.Is(err, storage.ErrNotFound) || errors.Is(err, errNotManifest) {
-					return nil
-				}
-				ms[i] = m
-				return err
-			})
-		}
-		if err := g.Wait(); err != nil {
+		ms, err := j.readAll(ctx, batch)
+		if err != nil {
 			return nil, err
 		}
-		for _, m := range ms {
-			if m != nil {
-				out = append(out, m)
+		out = append(out, ms...)
+	}
+	return out, nil
+}
+
+// readAll reads the manifests of a listing, a few at once, leaving out
+// whatever is not a manifest or is gone since the listing.
+func (j *Journal) readAll(ctx context.Context, objs []storage.Object) ([]*Manifest, error) {
+	ms := make([]*Manifest, len(objs))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(8)
+	for i, o := range objs {
+		g.Go(func() error {
+			m, err := j.Read(gctx, o.Location.String())
+			if errors.Is(err, storage.ErrNotFound) || errors.Is(err, errNotManifest) {
+				return nil
 			}
+			ms[i] = m
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	return slices.DeleteFunc(ms, func(m *Manifest) bool { return m == nil }), nil
+}
+
+// ErrTooManyManifests means a day holds more manifests than a selection
+// may read, so its answer would be incomplete.
+var ErrTooManyManifests = errors.New("job: too many manifests in a day to select from")
+
+// Select returns the newest manifest of each task recorded since then
+// (finished at or after it; started, for a record with no finish time)
+// that keep accepts (nil: every one), oldest first. It reads every
+// manifest of the days from since's to today: a retry recorded on a later
+// day than its first attempt replaces it before keep sees it, so a task
+// that failed and then succeeded is not selected as failed. A day holding
+// more than scan manifests is ErrTooManyManifests rather than a silent
+// part of the answer.
+func (j *Journal) Select(ctx context.Context, since time.Time, scan int, keep func(*Manifest) bool) ([]*Manifest, error) {
+	var objs []storage.Object
+	for d := day(since); !d.After(day(j.now())); d = d.AddDate(0, 0, 1) {
+		dir, err := storage.ParseDirLocation(j.Prefix + d.Format("2006/01/02") + "/")
+		if err != nil {
+			return nil, err
+		}
+		got, truncated, err := j.Store.List(ctx, dir, scan)
+		if err != nil {
+			return nil, err
+		}
+		if truncated {
+			return nil, fmt.Errorf("%s: %w (more than %d)", dir, ErrTooManyManifests, scan)
+		}
+		objs = append(objs, got...)
+	}
+	ms, err := j.readAll(ctx, objs)
+	if err != nil {
+		return nil, err
+	}
+	newest := map[string]*Manifest{}
+	for _, m := range ms {
+		if newest[m.TaskID] == nil || m.Started.After(newest[m.TaskID].Started) {
+			newest[m.TaskID] = m
 		}
 	}
+	var out []*Manifest
+	for _, m := range newest {
+		at := m.Finished
+		if at.IsZero() {
+			at = m.Started
+		}
+		if !at.Before(since) && (keep == nil || keep(m)) {
+			out = append(out, m)
+		}
+	}
+	sort.Slice(out, func(a, b int) bool { return out[a].Started.Before(out[b].Started) })
 	return out, nil
 }
 
 var errNotManifest = errors.New("job: not a manifest")
 
-func (j *Journal) read(ctx context.Context, raw string) (*Manifest, error) {
+// Read reads the manifest at a location in the journal: storage's
+// ErrNotFound when there is none, an error naming it when what is there is
+// not a manifest.
+func (j *Journal) Read(ctx context.Context, raw string) (*Manifest, error) {
 	loc, err := storage.ParseLocation(raw)
 	if err != nil {
 		return nil, err

@@ -2,6 +2,7 @@ package job
 
 import (
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -34,6 +35,20 @@ const (
 	StatusFailure Status = "FAILURE" // failed for good: a permanent error, or out of attempts
 	StatusRetry   Status = "RETRY"   // the attempt failed and another is due
 )
+
+// ParseStatus reads a status as people write it: Celery's word in any
+// case, or "failed", "succeeded", "retrying".
+func ParseStatus(s string) (Status, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "failure", "failed":
+		return StatusFailure, nil
+	case "success", "succeeded":
+		return StatusSuccess, nil
+	case "retry", "retrying":
+		return StatusRetry, nil
+	}
+	return "", fmt.Errorf("unknown status %q: want failed, succeeded or retrying", s)
+}
 
 // ManifestLocation is where a task's manifest lives: the journal prefix,
 // the day the task started, and its id.

@@ -40,14 +40,15 @@ func (s *Store) getVersioned(ctx context.Context, loc Location, maxBytes int64) 
 	if maxBytes <= 0 {
 		maxBytes = DefaultMaxBytes
 	}
-	if err := s.Check(loc); err != nil {
+	t, err := s.check(loc, true)
+	if err != nil {
 		return nil, "", err
 	}
 	switch loc.Scheme {
 	case SchemeS3:
 		return s.s3.getVersioned(ctx, loc, maxBytes)
 	case SchemeFile:
-		data, err := s.getFile(loc, maxBytes)
+		data, err := s.getFile(loc, t, maxBytes)
 		if err != nil {
 			return nil, "", err
 		}
@@ -68,7 +69,8 @@ func (s *Store) PutIfVersion(ctx context.Context, loc Location, data []byte, opt
 }
 
 func (s *Store) putIfVersion(ctx context.Context, loc Location, data []byte, opts PutOptions, version string) (PutResult, error) {
-	if err := s.Check(loc); err != nil {
+	t, err := s.check(loc, false)
+	if err != nil {
 		return PutResult{}, err
 	}
 	if err := CheckPutOptions(loc, opts); err != nil {
@@ -78,7 +80,7 @@ func (s *Store) putIfVersion(ctx context.Context, loc Location, data []byte, opt
 	case SchemeS3:
 		return s.s3.putIfVersion(ctx, loc, data, opts, version)
 	case SchemeFile:
-		return s.putFileIfVersion(ctx, loc, data, version)
+		return s.putFileIfVersion(ctx, loc, t, data, version)
 	}
 	return PutResult{}, errorf(CodeInvalidArgument, loc.Raw, "%s locations are read-only", loc.Scheme)
 }
@@ -140,12 +142,9 @@ func isPreconditionFailed(err error) bool {
 
 // putFileIfVersion compares and writes under the directory's flock (see
 // the top of this file); the write itself is putFile's atomic rename.
-func (s *Store) putFileIfVersion(ctx context.Context, loc Location, data []byte, version string) (PutResult, error) {
-	rootDir, rel, err := s.resolveFile(loc, true)
-	if err != nil {
-		return PutResult{}, err
-	}
-	root, err := os.OpenRoot(rootDir)
+func (s *Store) putFileIfVersion(ctx context.Context, loc Location, t fileTarget, data []byte, version string) (PutResult, error) {
+	rel := t.rel
+	root, err := os.OpenRoot(t.root)
 	if err != nil {
 		return PutResult{}, fileError(loc.Raw, err)
 	}
@@ -163,7 +162,7 @@ func (s *Store) putFileIfVersion(ctx context.Context, loc Location, data []byte,
 		return PutResult{}, newError(CodeUnavailable, loc.Raw, "cannot lock the directory", err)
 	}
 	current := ""
-	switch old, err := s.getFile(loc, DefaultMaxBytes); {
+	switch old, err := s.getFile(loc, t, DefaultMaxBytes); {
 	case err == nil:
 		current = sha256Hex(old)
 	case !errors.Is(err, ErrNotFound):
@@ -172,7 +171,7 @@ func (s *Store) putFileIfVersion(ctx context.Context, loc Location, data []byte,
 	if current != version {
 		return PutResult{}, errorf(CodeConflict, loc.Raw, "changed since it was read")
 	}
-	return s.putFile(ctx, loc, data)
+	return s.putFile(ctx, loc, t, data)
 }
 
 // flockCtx takes an exclusive flock on f, giving up when ctx ends. The

@@ -67,25 +67,47 @@ func (s *Store) confine(loc Location, resolved string) (root, rel string, err er
 	return "", "", errorf(CodeForbidden, loc.Raw, msgOutside)
 }
 
-// resolveFile returns the resolved root containing loc and loc's path
-// relative to it. For writes only the parent directory is resolved: the
-// final rename replaces whatever is at the name (a symlink included)
-// instead of writing through it.
-func (s *Store) resolveFile(loc Location, forWrite bool) (root, rel string, err error) {
+// fileTarget is where a file:// location leads: the resolved root it
+// lies under and its path relative to that root, for os.Root.
+type fileTarget struct{ root, rel string }
+
+// resolveFile applies every file guard to loc, walking its path once, and
+// returns where a write (read false) or a read reaches it. A write
+// resolves only the parent directory: the final rename replaces whatever
+// is at the name (a symlink included) instead of writing through it. A
+// read follows the name too, and must stay inside the roots both ways.
+// Either way the name as resolved must be clear of the journal, so a link
+// to a manifest cannot be named at all.
+func (s *Store) resolveFile(loc Location, read bool) (fileTarget, error) {
+	if !filepath.IsAbs(loc.Path) || filepath.Clean(loc.Path) != loc.Path || checkChars(loc.Path) != "" {
+		return fileTarget{}, errorf(CodeInvalidLocation, loc.Raw, "file path must be absolute and clean")
+	}
 	if err := s.checkFile(loc); err != nil {
-		return "", "", err
+		return fileTarget{}, err
 	}
-	var resolved string
-	if forWrite {
-		dir, err := resolvePath(filepath.Dir(loc.Path))
-		if err != nil {
-			return "", "", fileError(loc.Raw, err)
+	dir, err := resolvePath(filepath.Dir(loc.Path))
+	if err != nil {
+		return fileTarget{}, fileError(loc.Raw, err)
+	}
+	named := filepath.Join(dir, filepath.Base(loc.Path))
+	full := named
+	// Only a symlink at the name needs more than the parent's walk.
+	if fi, err := os.Lstat(named); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+		if full, err = resolvePath(named); err != nil {
+			if read {
+				return fileTarget{}, fileError(loc.Raw, err)
+			}
+			full = named // a write replaces the broken link
 		}
-		resolved = filepath.Join(dir, filepath.Base(loc.Path))
-	} else if resolved, err = resolvePath(loc.Path); err != nil {
-		return "", "", fileError(loc.Raw, err)
 	}
-	return s.confine(loc, resolved)
+	if err := s.checkReserved(loc, full); err != nil {
+		return fileTarget{}, err
+	}
+	root, rel, err := s.confine(loc, named)
+	if err == nil && read {
+		root, rel, err = s.confine(loc, full)
+	}
+	return fileTarget{root, rel}, err
 }
 
 // maxSymlinks is Linux's own limit on links followed in one lookup.
@@ -138,19 +160,15 @@ func resolvePath(p string) (string, error) {
 	return done, nil
 }
 
-func (s *Store) getFile(loc Location, maxBytes int64) ([]byte, error) {
-	rootDir, rel, err := s.resolveFile(loc, false)
-	if err != nil {
-		return nil, err
-	}
-	root, err := os.OpenRoot(rootDir)
+func (s *Store) getFile(loc Location, t fileTarget, maxBytes int64) ([]byte, error) {
+	root, err := os.OpenRoot(t.root)
 	if err != nil {
 		return nil, fileError(loc.Raw, err)
 	}
 	defer root.Close()
 	// O_NONBLOCK: opening a FIFO someone left under a root must not hang
 	// the worker; regular files ignore the flag.
-	f, err := root.OpenFile(rel, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	f, err := root.OpenFile(t.rel, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, fileError(loc.Raw, err)
 	}
@@ -179,20 +197,16 @@ func (s *Store) getFile(loc Location, maxBytes int64) ([]byte, error) {
 // fsync, rename over the target, fsync of the directory. Readers see the
 // old content or the new one, never a prefix; after a crash the target is
 // whole or absent, and at worst a dot-prefixed temporary file remains.
-func (s *Store) putFile(ctx context.Context, loc Location, data []byte) (PutResult, error) {
-	rootDir, rel, err := s.resolveFile(loc, true)
-	if err != nil {
-		return PutResult{}, err
-	}
+func (s *Store) putFile(ctx context.Context, loc Location, t fileTarget, data []byte) (PutResult, error) {
 	if err := ctx.Err(); err != nil {
 		return PutResult{}, newError(CodeUnavailable, loc.Raw, "cancelled", err)
 	}
-	root, err := os.OpenRoot(rootDir)
+	root, err := os.OpenRoot(t.root)
 	if err != nil {
 		return PutResult{}, fileError(loc.Raw, err)
 	}
 	defer root.Close()
-	if err := writeAtomic(root, rel, data); err != nil {
+	if err := writeAtomic(root, t.rel, data); err != nil {
 		var dirErr *dirInTheWay
 		if errors.As(err, &dirErr) {
 			return PutResult{}, newError(CodeInvalidArgument, loc.Raw, "a file is in the way of the directory", dirErr.err)

@@ -199,21 +199,21 @@ const listDirBatch = 1024
 // root. Directory order is arbitrary: every regular file's name is read
 // and sorted before the first limit are kept, for the order S3 gives.
 func (s *Store) listFile(ctx context.Context, base Location, c *collector) error {
-	rootDir, rel, err := s.resolveFile(base, false)
+	t, err := s.resolveFile(base, true)
 	if errors.Is(err, ErrNotFound) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	root, err := os.OpenRoot(rootDir)
+	root, err := os.OpenRoot(t.root)
 	if err != nil {
 		return fileError(base.Raw, err)
 	}
 	defer root.Close()
 	// O_DIRECTORY: a file (or FIFO) where the directory should be fails
 	// with ENOTDIR instead of being opened, or blocking.
-	d, err := root.OpenFile(rel, os.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NONBLOCK, 0)
+	d, err := root.OpenFile(t.rel, os.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		if errors.Is(err, syscall.ENOTDIR) || errors.Is(err, os.ErrNotExist) {
 			return nil
@@ -251,7 +251,7 @@ func (s *Store) listFile(ctx context.Context, base Location, c *collector) error
 				return newError(CodeUnavailable, base.Raw, "cancelled", err)
 			}
 		}
-		fi, err := root.Lstat(filepath.Join(rel, name))
+		fi, err := root.Lstat(filepath.Join(t.rel, name))
 		if errors.Is(err, os.ErrNotExist) {
 			continue // removed since it was read
 		}

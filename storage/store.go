@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"time"
 )
@@ -88,19 +87,8 @@ func (s *Store) Check(loc Location) error {
 		}
 		return s.checkBucketAllowed(loc)
 	case SchemeFile:
-		if !filepath.IsAbs(loc.Path) || filepath.Clean(loc.Path) != loc.Path || checkChars(loc.Path) != "" {
-			return errorf(CodeInvalidLocation, loc.Raw, "file path must be absolute and clean")
-		}
-		// Resolved as Put resolves it (the parent; the name itself is
-		// replaced, not written through), and in full for the journal, so
-		// a link to a manifest cannot be named as a source either.
-		if _, _, err := s.resolveFile(loc, true); err != nil {
-			return err
-		}
-		if full, err := resolvePath(loc.Path); err == nil {
-			return s.checkReserved(loc, full)
-		}
-		return nil
+		_, err := s.resolveFile(loc, false)
+		return err
 	case SchemeHTTP, SchemeHTTPS:
 		if loc.URL == nil || loc.URL.Scheme != loc.Scheme {
 			return errorf(CodeInvalidLocation, loc.Raw, "missing or inconsistent URL")
@@ -115,11 +103,17 @@ func (s *Store) Check(loc Location) error {
 // The web tier checks sources and watermarks with it, so it refuses what
 // the worker's Get would.
 func (s *Store) CheckRead(loc Location) error {
-	if err := s.Check(loc); err != nil || loc.Scheme != SchemeFile {
-		return err
-	}
-	_, _, err := s.resolveFile(loc, false)
+	_, err := s.check(loc, true)
 	return err
+}
+
+// check is Check, or for a file the guards of a read or a write, returning
+// where the file leads so that Get and Put walk its path only once.
+func (s *Store) check(loc Location, read bool) (fileTarget, error) {
+	if loc.Scheme == SchemeFile {
+		return s.resolveFile(loc, read)
+	}
+	return fileTarget{}, s.Check(loc)
 }
 
 // checkReserved refuses loc if it overlaps a reserved prefix, as written
@@ -198,17 +192,17 @@ func (s *Store) Get(ctx context.Context, loc Location, maxBytes int64) ([]byte, 
 	if maxBytes <= 0 {
 		maxBytes = DefaultMaxBytes
 	}
-	if err := s.Check(loc); err != nil {
+	t, err := s.check(loc, true)
+	if err != nil {
 		return nil, s.cfg.Metrics.failed("get", loc, err)
 	}
 	start := time.Now()
 	var data []byte
-	var err error
 	switch loc.Scheme {
 	case SchemeS3:
 		data, err = s.s3.get(ctx, loc, maxBytes)
 	case SchemeFile:
-		data, err = s.getFile(loc, maxBytes)
+		data, err = s.getFile(loc, t, maxBytes)
 	default:
 		data, err = s.getHTTP(ctx, loc, maxBytes)
 	}
@@ -220,7 +214,8 @@ func (s *Store) Get(ctx context.Context, loc Location, maxBytes int64) ([]byte, 
 // Writing the same bytes to the same location again is harmless, which is
 // what makes task retries idempotent.
 func (s *Store) Put(ctx context.Context, loc Location, data []byte, opts PutOptions) (PutResult, error) {
-	if err := s.Check(loc); err != nil {
+	t, err := s.check(loc, false)
+	if err != nil {
 		return PutResult{}, s.cfg.Metrics.failed("put", loc, err)
 	}
 	if err := CheckPutOptions(loc, opts); err != nil {
@@ -228,12 +223,11 @@ func (s *Store) Put(ctx context.Context, loc Location, data []byte, opts PutOpti
 	}
 	start := time.Now()
 	var res PutResult
-	var err error
 	switch loc.Scheme {
 	case SchemeS3:
 		res, err = s.s3.put(ctx, loc, data, opts)
 	case SchemeFile:
-		res, err = s.putFile(ctx, loc, data)
+		res, err = s.putFile(ctx, loc, t, data)
 	default:
 		return PutResult{}, s.cfg.Metrics.failed("put", loc, errorf(CodeInvalidArgument, loc.Raw, "%s locations are read-only", loc.Scheme))
 	}

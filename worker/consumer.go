@@ -12,9 +12,10 @@ import (
 	"github.com/renderfarm/renderfarm/broker/celery"
 )
 
-// hdrRedeliveries counts deliveries of a message on classic queues, which,
-// unlike quorum queues, keep no count of their own.
-const hdrRedeliveries = "x-renderfarm-redeliveries"
+// HeaderRedeliveries counts redeliveries of a message on classic queues,
+// which, unlike quorum queues (x-delivery-count), keep no count of their
+// own. A replay from the dead-letter queue drops it to start afresh.
+const HeaderRedeliveries = "x-renderfarm-redeliveries"
 
 // deps is what the consumer and the control server share, assembled by
 // the Worker.
@@ -228,7 +229,7 @@ func (c *consumer) countDelivery(d *broker.Delivery, q celery.Queue, msg *celery
 		}
 		return false
 	}
-	n, _ := celery.TableInt(d.Headers, hdrRedeliveries)
+	n, _ := celery.TableInt(d.Headers, HeaderRedeliveries)
 	if !d.Redelivered {
 		return false
 	}
@@ -244,7 +245,7 @@ func (c *consumer) countDelivery(d *broker.Delivery, q celery.Queue, msg *celery
 		return true
 	}
 	pub := republishable(d)
-	pub.Headers[hdrRedeliveries] = n
+	pub.Headers[HeaderRedeliveries] = n
 	if err := c.rt.conn.Publish(context.Background(), "", q.Name, pub); err != nil {
 		c.rt.log.Warn("cannot recount a redelivered message; running it as is", "id", msg.ID, "err", err)
 		return false
@@ -310,23 +311,6 @@ func (c *consumer) settle(r *request, err error) {
 	}
 }
 
-// brokerHeaders are added by RabbitMQ on the way (dead-letter history,
-// quorum counts); a message sent again as a new delivery drops them.
-var brokerHeaders = []string{"x-death", "x-first-death-exchange", "x-first-death-queue", "x-first-death-reason", "x-delivery-count"}
-
-// republishable copies a delivery as a publishing, less brokerHeaders.
-func republishable(d *broker.Delivery) amqp.Publishing {
-	h := amqp.Table{}
-	for k, v := range d.Headers {
-		h[k] = v
-	}
-	for _, k := range brokerHeaders {
-		delete(h, k)
-	}
-	return amqp.Publishing{
-		Headers: h, ContentType: d.ContentType, ContentEncoding: d.ContentEncoding,
-		DeliveryMode: d.DeliveryMode, Priority: d.Priority, CorrelationId: d.CorrelationId,
-		ReplyTo: d.ReplyTo, Expiration: d.Expiration, MessageId: d.MessageId,
-		Timestamp: d.Timestamp, Type: d.Type, Body: d.Body,
-	}
-}
+// republishable copies a delivery as a publishing, less the headers
+// RabbitMQ added on its way.
+func republishable(d *broker.Delivery) amqp.Publishing { return broker.Republishing(d.Delivery) }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/renderfarm/renderfarm/broker"
 	"github.com/renderfarm/renderfarm/broker/celery"
 )
 
@@ -389,14 +390,14 @@ func (c *consumer) storeCtx(ctx context.Context, msg *celery.Message, res celery
 	c.rt.log.Info("task state not stored", "id", msg.ID, "state", res.Status, "reason", errDeliveryLost)
 }
 
-// cleanHeaders drops brokerHeaders and our redelivery count before a retry
+// cleanHeaders drops RabbitMQ's headers and our redelivery count before a retry
 // is sent as a new task message: a retry is a fresh delivery.
 func cleanHeaders(h map[string]any) map[string]any {
 	out := map[string]any{}
 	for k, v := range h {
 		out[k] = v
 	}
-	for _, k := range append(brokerHeaders, hdrRedeliveries) {
+	for _, k := range append(broker.RabbitMQHeaders(), HeaderRedeliveries) {
 		delete(out, k)
 	}
 	return out

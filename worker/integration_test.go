@@ -332,7 +332,7 @@ func TestMalformedMessagesAreDeadLettered(t *testing.T) {
 		select {
 		case d := <-msgs:
 			d.Ack()
-			reasons[fmt.Sprint(d.Headers["id"])] = fmt.Sprint(d.Headers[hdrDeadReason])
+			reasons[fmt.Sprint(d.Headers["id"])] = fmt.Sprint(d.Headers[HeaderDeadReason])
 		case <-time.After(10 * time.Second):
 			t.Fatalf("dead-lettered so far: %v", reasons)
 		}

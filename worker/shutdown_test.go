@@ -146,7 +146,7 @@ func TestPoisonMessagesAreDeadLettered(t *testing.T) {
 			} else {
 				// Two renderfarm workers already died on it and recounted
 				// it; this redelivery is the third.
-				publishWithHeaders(t, conn, map[string]any{hdrRedeliveries: int64(2)}, "poison-1", "renderfarm.test.add", 1.0, 2.0)
+				publishWithHeaders(t, conn, map[string]any{HeaderRedeliveries: int64(2)}, "poison-1", "renderfarm.test.add", 1.0, 2.0)
 				redeliver(t, conn, "celery", 1)
 			}
 
@@ -163,7 +163,7 @@ func TestPoisonMessagesAreDeadLettered(t *testing.T) {
 			select {
 			case d := <-dead:
 				d.Ack()
-				reason, _ := d.Headers[hdrDeadReason].(string)
+				reason, _ := d.Headers[HeaderDeadReason].(string)
 				if d.Headers["id"] != "poison-1" || !strings.Contains(reason, "more than the limit of 3") {
 					t.Errorf("dead-lettered %v with reason %q", d.Headers["id"], reason)
 				}

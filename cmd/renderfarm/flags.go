@@ -20,15 +20,8 @@ func brokerFlag() cli.Flag {
 		Usage: "AMQP URL of RabbitMQ, with its vhost"}
 }
 
-func logLevelFlag() cli.Flag { return logLevelFlagDefault("info") }
-
-// quietLogLevelFlag is --log-level for the commands that print their
-// answer on stdout (inspect, queues, status, scale): "connected" on
-// stderr is noise there.
-func quietLogLevelFlag() cli.Flag { return logLevelFlagDefault("warn") }
-
-func logLevelFlagDefault(level string) cli.Flag {
-	return &cli.StringFlag{Name: "log-level", EnvVars: []string{"RENDERFARM_LOG_LEVEL"}, Value: level, Usage: "debug, info, warn or error"}
+func logLevelFlag() cli.Flag {
+	return &cli.StringFlag{Name: "log-level", EnvVars: []string{"RENDERFARM_LOG_LEVEL"}, Value: "info", Usage: "debug, info, warn or error"}
 }
 
 // queueFlag is the one queue a publishing command (web, replay) sends to,
@@ -57,11 +50,11 @@ func queueFlags() []cli.Flag {
 	}
 }
 
-// deadLetterFlag is where malformed and poison messages go: the workers
-// and the web tier declare it, the fleet commands show its queue.
+// deadLetterFlag names the dead-letter exchange, and its queue of the same
+// name (celery.DeadLetterTopology), that workers send malformed and poison
+// messages to and `renderfarm dlq` reads.
 func deadLetterFlag() cli.Flag {
-	return &cli.StringFlag{Name: "dead-letter-exchange", EnvVars: []string{"RENDERFARM_DEAD_LETTER_EXCHANGE"}, Value: celery.DefaultDeadLetter,
-		Usage: "where malformed and poison messages go (an exchange, and its queue of the same name)"}
+	return &cli.StringFlag{Name: "dead-letter-exchange", EnvVars: []string{"RENDERFARM_DEAD_LETTER_EXCHANGE"}, Value: celery.DefaultDeadLetter, Usage: "where malformed and poison messages go"}
 }
 
 // queues reads the queue flag name (--queues or --queue) with the

@@ -28,9 +28,9 @@ func dialFleet(c *cli.Context, name string) (*broker.Conn, error) {
 	if _, err := outputJSON(c); err != nil {
 		return nil, err
 	}
-	log, err := newLogger(c.String("log-level"))
+	log, err := commandLogger(c)
 	if err != nil {
-		return nil, usageError("%v", err)
+		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(c.Context, fleetDialTimeout)
 	defer cancel()

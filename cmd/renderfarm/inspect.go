@@ -36,7 +36,7 @@ renderfarm inspect revoke 5f0c2a1e-8d2b-4c7e-9a55-2f1f4e0d7c10 --terminate`,
 			&cli.IntFlag{Name: "limit", EnvVars: []string{"RENDERFARM_INSPECT_LIMIT"}, Usage: "stop after this many replies (default: the number of --destination names, else none)"},
 			&cli.BoolFlag{Name: "terminate", EnvVars: []string{"RENDERFARM_TERMINATE"}, Usage: "revoke: also stop the task if it is running"},
 			outputFlag(),
-			quietLogLevelFlag(),
+			logLevelFlag(),
 		},
 		Action: runInspect,
 	}

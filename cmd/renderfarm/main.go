@@ -39,12 +39,18 @@ func newApp() *cli.App {
 			tuneCommand(),
 			workerCommand(),
 			replayCommand(),
+			enqueueCommand(),
 			webCommand(),
 			inspectCommand(),
 			queuesCommand(),
 			statusCommand(),
 			scaleCommand(),
+			dlqCommand(),
+			completionCommand(),
 		},
+		// `renderfarm completion bash|zsh` scripts call the binary with
+		// --generate-bash-completion.
+		EnableBashCompletion: true,
 		// Errors are printed once, by main, with a non-zero status.
 		ExitErrHandler: func(*cli.Context, error) {},
 	}
@@ -57,6 +63,10 @@ func newApp() *cli.App {
 // (bool flags take none unless written --flag=value), and everything after
 // "--" stays as written.
 func flagsFirst(app *cli.App, args []string) []string {
+	// urfave/cli looks for the shell completion flag only at the very end.
+	if n := len(args); n > 1 && args[n-1] == completionFlag {
+		return append(append([]string{}, flagsFirst(app, args[:n-1])...), completionFlag)
+	}
 	if len(args) < 2 {
 		return args
 	}
@@ -70,6 +80,14 @@ func flagsFirst(app *cli.App, args []string) []string {
 	}
 	if cmd == nil {
 		return args
+	}
+	// A command with subcommands (dlq ls) takes its flags after them.
+	for len(cmd.Subcommands) > 0 && i+1 < len(args) {
+		sub := cmd.Command(args[i+1])
+		if sub == nil {
+			break
+		}
+		cmd, i = sub, i+1
 	}
 	takesValue := map[string]bool{}
 	for _, f := range cmd.Flags {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,9 +16,19 @@ import (
 // run runs the CLI in-process and returns what it printed and its error.
 func run(t *testing.T, args ...string) (string, error) {
 	t.Helper()
+	return runWithStdin(t, nil, args...)
+}
+
+// runWithStdin is run with the command's stdin read from in (nil: the
+// test's own).
+func runWithStdin(t *testing.T, in io.Reader, args ...string) (string, error) {
+	t.Helper()
 	var out bytes.Buffer
 	app := newApp()
 	app.Writer, app.ErrWriter = &out, &out
+	if in != nil {
+		app.Reader = in
+	}
 	err := app.Run(flagsFirst(app, append([]string{"renderfarm"}, args...)))
 	return out.String(), err
 }
@@ -78,6 +89,12 @@ func TestFlagsAfterArguments(t *testing.T) {
 		{"renderfarm replay m1 --no-such m2", "renderfarm replay --no-such m1 m2"}, // left for urfave/cli to refuse
 		{"renderfarm render -- --odd-name.jpg --out o", "renderfarm render -- --odd-name.jpg --out o"},
 		{"renderfarm --version", "renderfarm --version"},
+		// Subcommands take their flags after their own name.
+		{"renderfarm dlq show id1 --output json", "renderfarm dlq show --output json id1"},
+		{"renderfarm dlq replay id1 id2 --queue renders --all", "renderfarm dlq replay --queue renders --all id1 id2"},
+		// urfave/cli looks for the completion flag last only.
+		{"renderfarm render a.jpg --out o --generate-bash-completion", "renderfarm render --out o a.jpg --generate-bash-completion"},
+		{"renderfarm dl --generate-bash-completion", "renderfarm dl --generate-bash-completion"},
 	} {
 		if got := strings.Join(flagsFirst(app, strings.Fields(tc.in)), " "); got != tc.want {
 			t.Errorf("%q: got %q, want %q", tc.in, got, tc.want)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"strings"
@@ -19,12 +20,23 @@ type progress struct {
 	mu          sync.Mutex
 	total, seen int
 	on          bool
+	wanted      bool
 }
 
 func newProgress(total int, wanted bool) *progress {
-	fi, err := os.Stderr.Stat()
-	tty := err == nil && fi.Mode()&os.ModeCharDevice != 0
-	return &progress{total: total, on: wanted && tty && total >= progressThreshold}
+	return &progress{total: total, wanted: wanted, on: wanted && isTerminal(os.Stderr) && total >= progressThreshold}
+}
+
+// step is done for a step that has a line to say: where no bar is drawn
+// (a pipe, a log, a short batch) the line is written to w instead, so a
+// batch is followed item by item there too.
+func (p *progress) step(w io.Writer, line string) {
+	p.done()
+	if p.wanted && !p.on {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		fmt.Fprintln(w, line)
+	}
 }
 
 func (p *progress) done() {

@@ -22,7 +22,7 @@ does. A queue nobody has declared yet shows as missing.`,
 			queuesFlag(),
 			deadLetterFlag(),
 			outputFlag(),
-			quietLogLevelFlag(),
+			logLevelFlag(),
 		},
 		Action: runQueues,
 	}

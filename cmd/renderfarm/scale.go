@@ -50,7 +50,7 @@ renderfarm scale --queues renders --target-wait 2m --window 2m --listen :9181 --
 			&cli.StringFlag{Name: "cloudwatch-dimensions", EnvVars: []string{"RENDERFARM_CLOUDWATCH_DIMENSIONS"},
 				Usage: "NAME=VALUE,... on every metric (default: Queues=<the --queues names>)"},
 			outputFlag(),
-			quietLogLevelFlag(),
+			logLevelFlag(),
 		},
 		Action: runScale,
 	}
@@ -69,9 +69,9 @@ func runScale(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	log, err := newLogger(c.String("log-level"))
+	log, err := commandLogger(c)
 	if err != nil {
-		return usageError("%v", err)
+		return err
 	}
 	conn, err := dialFleet(c, "renderfarm scale")
 	if err != nil {

@@ -28,7 +28,7 @@ renderfarm status --output json | jq '.workers[] | select(.online) | .name'`,
 				Usage: "how long to gather heartbeats (just over one beat interval sees every live worker)"},
 			timeoutFlag(),
 			outputFlag(),
-			quietLogLevelFlag(),
+			logLevelFlag(),
 		},
 		Action: runStatus,
 	}

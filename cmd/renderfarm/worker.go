@@ -30,8 +30,10 @@ stock client; celery inspect/control/events and Flower see this worker.
    renderfarm worker --queues celery,renders --concurrency 4
 SIGTERM or SIGINT: warm shutdown (finish running tasks within --shutdown-grace,
 hand back the rest); a second signal: cold shutdown. SIGTSTP stops taking new
-work; SIGCONT resumes.`,
-		Flags: append(append(append(engineFlags(), storageFlags()...), queueFlags()...),
+work; SIGCONT resumes. On EC2, --ec2-lifecycle drains the same way when the
+instance is being retired (a spot notice, an auto-scaling termination):
+   renderfarm worker --ec2-lifecycle --lifecycle-hook drain-renders`,
+		Flags: append(append(append(append(engineFlags(), storageFlags()...), queueFlags()...), lifecycleFlags()...),
 			brokerFlag(),
 			logLevelFlag(),
 			queuesFlag(),
@@ -87,6 +89,11 @@ func runWorker(c *cli.Context) error {
 		return err
 	}
 	defer closeResults()
+	retire, err := startRetirement(c, log)
+	if err != nil {
+		return err
+	}
+	defer retire.stop()
 
 	// First SIGINT/SIGTERM: warm shutdown; a second: cold.
 	warm, stopWarm := context.WithCancel(c.Context)
@@ -131,7 +138,7 @@ func runWorker(c *cli.Context) error {
 	}
 	health.conn.Store(conn) // ready: everything the worker needs exists
 	go handleSignals(sigs, w, warm, stopWarm, stopCold, log)
-	return w.Run(warm, cold)
+	return retire.run(func() error { return w.Run(warm, cold) }, stopWarm, stopCold)
 }
 
 // workerConfig reads the worker's settings from its flags; closeResults releases

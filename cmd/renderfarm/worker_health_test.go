@@ -1,9 +1,7 @@
 package main
 
 import (
-	"io"
 	"net/http"
-	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -20,17 +18,7 @@ func TestWorkerHealthAndMetrics(t *testing.T) {
 	amqpURL := testenv.RabbitMQ(t)
 	w := testenv.Worker(t, amqpURL, nil, "--metrics-listen", "127.0.0.1:0", "--concurrency", "1", "--events=false",
 		"--test-tasks", "--shutdown-grace", "20s", "--memory-budget", "1GiB", "--journal", "file://"+t.TempDir()+"/")
-	line := w.WaitOutput(t, "serving metrics", 30*time.Second)
-	addr := regexp.MustCompile(`addr=(\S+)`).FindStringSubmatch(line)[1]
-	get := func(path string) (int, string) {
-		resp, err := http.Get("http://" + addr + path)
-		if err != nil {
-			return 0, err.Error()
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
+	get := probes(t, w)
 	if code, _ := get("/healthz"); code != 200 {
 		t.Fatalf("/healthz: %d", code)
 	}

@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -94,6 +95,27 @@ func RabbitMQCtl(t testing.TB, args ...string) string {
 		t.Fatalf("testenv: %v", err)
 	}
 	return out
+}
+
+// QueueMessages is how many messages each queue of amqpURL's vhost holds,
+// ready and unacknowledged, as RabbitMQ itself counts them (not the code
+// under test).
+func QueueMessages(t testing.TB, amqpURL string) map[string]int {
+	t.Helper()
+	out := RabbitMQCtl(t, "list_queues", "-p", Vhost(t, amqpURL), "--no-table-headers", "name", "messages")
+	n := map[string]int{}
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) != 2 {
+			continue
+		}
+		c, err := strconv.Atoi(f[1])
+		if err != nil {
+			t.Fatalf("testenv: list_queues: %q", line)
+		}
+		n[f[0]] = c
+	}
+	return n
 }
 
 // StopBroker stops the RabbitMQ application (`rabbitmqctl stop_app`) while

@@ -153,6 +153,10 @@ type lockedBuffer struct {
 	buf bytes.Buffer
 }
 
+// SyncBuffer is a buffer safe to write from one goroutine (a logger) and
+// read from the test's.
+type SyncBuffer = lockedBuffer
+
 func (b *lockedBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()

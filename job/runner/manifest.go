@@ -55,8 +55,14 @@ func (r *Runner) writeManifest(ctx context.Context, m *job.Manifest) error {
 // attempt than m: a retry (more attempts) or, for the same retry count, a
 // redelivery started later. Redeliveries of one message go to workers that
 // start it after the broker took it back, so on hosts with sane clocks the
-// later start is the later attempt.
+// later start is the later attempt. An attempt that started after cur
+// finished is a new run of the same task id (replay --same-id), counting
+// its attempts from one again, and is never a stale one: a stale attempt
+// started before the newer one, so before it finished.
 func supersedes(cur, m *job.Manifest) bool {
+	if !cur.Finished.IsZero() && m.Started.After(cur.Finished) {
+		return false
+	}
 	if cur.Attempts != m.Attempts {
 		return cur.Attempts > m.Attempts
 	}

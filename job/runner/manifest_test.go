@@ -79,6 +79,16 @@ func checkManifestOrder(t *testing.T, store *storage.Store, journal string) {
 		t.Errorf("a later retry did not replace the manifest: %+v", got)
 	}
 
+	// A replay under the same id, started after the last attempt finished,
+	// is recorded though it counts its attempts from one again.
+	failed := &job.Manifest{TaskID: "t3", Status: "FAILURE", Attempts: 5, Worker: "d", Started: day, Finished: day.Add(time.Second)}
+	replay := &job.Manifest{TaskID: "t3", Status: "SUCCESS", Attempts: 1, Worker: "e", Started: day.Add(time.Minute)}
+	write(failed)
+	write(replay)
+	if got := stored("t3"); got.Worker != "e" {
+		t.Errorf("a same-id replay did not replace the failed run's manifest: %+v", got)
+	}
+
 	// Many attempts finishing at once: the latest start wins, whatever
 	// order the writes land in.
 	const n = 6

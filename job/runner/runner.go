@@ -128,6 +128,18 @@ func (r *Runner) run(ctx context.Context, t *worker.Task, m *job.Manifest) (*job
 		return nil, err
 	}
 	m.Request = req
+	return r.execute(ctx, req, m)
+}
+
+// Execute runs one request in this process, as a task's single attempt
+// would, and writes no manifest: for an engineer's rerun of a recorded job
+// on their own machine (renderfarm replay --local), with outputs wherever
+// the request's keys point.
+func (r *Runner) Execute(ctx context.Context, req *job.Request) (*job.Result, error) {
+	return r.execute(ctx, req, &job.Manifest{Attempts: 1})
+}
+
+func (r *Runner) execute(ctx context.Context, req *job.Request, m *job.Manifest) (*job.Result, error) {
 	variants, err := r.cfg.Recipes.Variants(&req.Request)
 	if err != nil {
 		return nil, err
