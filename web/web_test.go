@@ -153,7 +153,8 @@ func TestWebTier(t *testing.T) {
 		if !strings.Contains(row, `class="state succeeded"`) || !strings.Contains(row, "<img") {
 			t.Fatalf("status page has no succeeded row with an image for %s:\n%s", id, truncate(dom))
 		}
-		shot := testenv.Screenshot(t, u.String(), 1200, 900)
+		// Tall enough for the fleet section above the renders.
+		shot := testenv.Screenshot(t, u.String(), 1200, 1600)
 		// The thumbnail is the smallest output, 120x90, shown at its size.
 		if n := testenv.CountColour(shot, magenta, 40); n < 120*90*8/10 {
 			t.Fatalf("screenshot shows %d magenta pixels, want the 120x90 thumbnail (%d)", n, 120*90)
