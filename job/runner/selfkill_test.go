@@ -21,8 +21,21 @@ import (
 // it has started --max-starts times, while the renders it took down with
 // it each time (running beside it, or prefetched by the worker it killed)
 // complete: a redelivery caused by someone else's crash is not held against
-// them. Real worker processes, restarted as systemd would, on one queue.
+// them. Real worker processes, restarted as systemd would, on one queue:
+// classic, and quorum with RabbitMQ's delivery limit as the backstop.
 func TestSelfKillingTaskTakesNoInnocentRenderWithIt(t *testing.T) {
+	for _, queue := range []struct {
+		name string
+		args []string
+	}{
+		{"classic", nil},
+		{"quorum", []string{"--quorum", "--delivery-limit", "20"}},
+	} {
+		t.Run(queue.name, func(t *testing.T) { selfKill(t, queue.args) })
+	}
+}
+
+func selfKill(t *testing.T, queueArgs []string) {
 	const limit, renders = 3, 12
 	url := testenv.RabbitMQ(t)
 	root, journalDir := t.TempDir(), t.TempDir()
@@ -37,7 +50,8 @@ func TestSelfKillingTaskTakesNoInnocentRenderWithIt(t *testing.T) {
 	// Two slots, and a prefetch that holds every task, so each crash
 	// returns innocent renders with the poison task, running and unstarted.
 	args := []string{"--test-tasks", "--concurrency", "2", "--prefetch", strconv.Itoa(renders + 1),
-		"--max-redeliveries", strconv.Itoa(limit), "--file-root", root, "--journal", journal}
+		"--max-starts", strconv.Itoa(limit), "--file-root", root, "--journal", journal}
+	args = append(args, queueArgs...)
 	start := func() *testenv.Process {
 		p := testenv.Worker(t, url, nil, args...)
 		p.WaitOutput(t, "worker ready", 60*time.Second)
