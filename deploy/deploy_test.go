@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -255,7 +256,7 @@ func TestCloudInitSettingsMatchBroker(t *testing.T) {
 		if q != route {
 			t.Errorf("%s.env: queue %q, definitions.json binds %q", role, q, route)
 		}
-		if env["RENDERFARM_QUORUM"] != "true" || env["RENDERFARM_DELIVERY_LIMIT"] != "5" || env["RENDERFARM_DEAD_LETTER_EXCHANGE"] != "renderfarm.dead" {
+		if env["RENDERFARM_QUORUM"] != "true" || env["RENDERFARM_DELIVERY_LIMIT"] != strconv.Itoa(deliveryLimit) || env["RENDERFARM_DEAD_LETTER_EXCHANGE"] != "renderfarm.dead" {
 			t.Errorf("%s.env: quorum settings %v do not match definitions.json's renderfarm.render", role, env)
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -29,6 +30,9 @@ const (
 	taskQueue    = "renderfarm.render"
 	deadLetters  = "renderfarm.dead"
 	route        = taskQueue + ":" + taskExchange + ":" + taskQueue
+	// deliveryLimit is definitions.json's x-delivery-limit: the broker's
+	// backstop, 4 x the workers' default --max-starts.
+	deliveryLimit = 20
 )
 
 func randomHex(n int) string {
@@ -382,11 +386,11 @@ func testPolicies(t *testing.T, urls map[string]string) {
 		}
 		return nil
 	})
-	// Delivered, then returned: with a limit of 5 (RabbitMQ 3.10 counts
-	// returns), the fifth return dead-letters it. basic.get, so that a
-	// requeued message is not delivered again to the same consumer before
-	// the next round.
-	for i := 0; i < 5; i++ {
+	// Delivered, then returned: with the definitions' limit of 20
+	// (RabbitMQ 3.10 counts returns), the twentieth return dead-letters
+	// it. basic.get, so that a requeued message is not delivered again to
+	// the same consumer before the next round.
+	for i := 0; i < deliveryLimit; i++ {
 		worker.may(fmt.Sprintf("take the poison task (delivery %d)", i+1), func(ch *amqp.Channel) error {
 			d, err := getNoAck(ch, taskQueue)
 			if err == nil && string(d.Body) != "poison" {
@@ -430,7 +434,7 @@ func testFarm(t *testing.T, urls map[string]string) {
 		t.Fatal(err)
 	}
 	storage := []string{"--file-root", dir, "--journal", "file://" + dir + "/jobs/",
-		"--quorum", "--delivery-limit", "5", "--dead-letter-exchange", deadLetters}
+		"--quorum", "--delivery-limit", strconv.Itoa(deliveryLimit), "--dead-letter-exchange", deadLetters}
 	worker := testenv.Worker(t, urls["worker"], nil, append([]string{"--queues", route,
 		"--hostname", "deploytest@" + randomHex(3)}, storage...)...)
 	worker.WaitOutput(t, "worker ready", 60*time.Second)

@@ -56,6 +56,13 @@ func ManifestLocation(journal, taskID string, day time.Time) string {
 	return fmt.Sprintf("%s%s/%s.json", journal, day.UTC().Format("2006/01/02"), safeID(taskID))
 }
 
+// StartLocation is where the worker's start ledger keeps the record of a
+// running task (key: task id and retry number), in the journal's starts/
+// folder, beside the day folders and out of the way of manifest listings.
+func StartLocation(journal, key string) string {
+	return fmt.Sprintf("%sstarts/%s.start", journal, safeID(key))
+}
+
 // safeID keeps a task id usable as a key: Celery ids are UUIDs, but the id
 // comes from the message, and a hostile one must not pick the path.
 func safeID(id string) string {

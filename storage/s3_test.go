@@ -82,6 +82,20 @@ func TestS3(t *testing.T) {
 			s := s3Store(t, srv, nil)
 			ctx := context.Background()
 
+			t.Run("delete", func(t *testing.T) {
+				loc := MustParseLocation("s3://renders/starts/x.0.start")
+				if _, err := s.Put(ctx, loc, []byte(`{"starts":1}`), PutOptions{}); err != nil {
+					t.Fatal(err)
+				}
+				for i := range 2 { // the second finds it gone, and succeeds too
+					if err := s.Delete(ctx, loc); err != nil {
+						t.Fatalf("Delete %d: %v", i+1, err)
+					}
+				}
+				if _, err := s.Get(ctx, loc, 0); !errors.Is(err, ErrNotFound) {
+					t.Errorf("Get after Delete: %v, want ErrNotFound", err)
+				}
+			})
 			t.Run("put small with headers", func(t *testing.T) {
 				loc := MustParseLocation("s3://renders/out/a b/photo-1.webp")
 				data := randomBytes(t, 10_000)

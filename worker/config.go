@@ -33,9 +33,16 @@ type Config struct {
 	Events bool
 	// ShutdownGrace is how long a warm shutdown waits for running tasks.
 	ShutdownGrace time.Duration
-	// MaxRedeliveries dead-letters a message delivered more than this many
-	// times, so one poison message cannot crash worker after worker.
-	MaxRedeliveries int
+	// MaxStarts dead-letters a message whose handler has started this many
+	// times without finishing (each start killed its worker), so one poison
+	// message cannot crash worker after worker. Messages that were only
+	// prefetched by a worker that died are not charged. Without a Starts
+	// ledger (or with EarlyAck) deliveries are counted instead, which does
+	// charge them.
+	MaxStarts int
+	// Starts records handler starts where every worker reads them (the
+	// job journal, in renderfarm worker).
+	Starts StartLedger
 	// RevokedFile persists revoked task ids across restarts ("" keeps them
 	// in memory only).
 	RevokedFile string
@@ -68,8 +75,13 @@ const (
 )
 
 const (
-	defaultGrace           = 30 * time.Second
-	defaultMaxRedeliveries = 5
+	defaultGrace     = 30 * time.Second
+	defaultMaxStarts = 5
+	// BackstopFactor: a quorum queue's x-delivery-limit, which RabbitMQ
+	// enforces on every delivery, started or not, should be at least this
+	// many times MaxStarts, so that the broker never dead-letters (without
+	// a FAILURE record) a message the start count would still let run.
+	BackstopFactor = 4
 )
 
 // DefaultHostname is Celery's worker naming: name@host.
@@ -103,8 +115,8 @@ func (c Config) withDefaults() (Config, error) {
 	if c.ShutdownGrace <= 0 {
 		c.ShutdownGrace = defaultGrace
 	}
-	if c.MaxRedeliveries <= 0 {
-		c.MaxRedeliveries = defaultMaxRedeliveries
+	if c.MaxStarts <= 0 {
+		c.MaxStarts = defaultMaxStarts
 	}
 	if c.DeadLetterExchange == "" {
 		c.DeadLetterExchange = celery.DefaultDeadLetter

@@ -37,6 +37,9 @@ type deps struct {
 type consumer struct {
 	rt    *deps
 	slots chan struct{}
+	// alone is held by the one task at a time that takes every slot: a
+	// task that started before without finishing (see priorStarts).
+	alone chan struct{}
 
 	// taskCtx is every handler's parent: cancelled on a cold shutdown.
 	taskCtx    context.Context
@@ -50,7 +53,7 @@ type consumer struct {
 }
 
 func newConsumer(rt *deps) *consumer {
-	c := &consumer{rt: rt, slots: make(chan struct{}, rt.cfg.Concurrency)}
+	c := &consumer{rt: rt, slots: make(chan struct{}, rt.cfg.Concurrency), alone: make(chan struct{}, 1)}
 	c.taskCtx, c.cancelTask = context.WithCancelCause(context.Background())
 	return c
 }
@@ -135,10 +138,14 @@ func (c *consumer) handle(d *broker.Delivery, q celery.Queue, stopping <-chan st
 		c.poison(d, q, "malformed message: "+err.Error(), nil)
 		return
 	}
-	if done := c.countDelivery(d, q, msg); done {
+	r := &request{msg: msg, d: d, queue: q, received: time.Now()}
+	if c.countsStarts() {
+		if c.priorStarts(r) {
+			return
+		}
+	} else if c.countDelivery(d, q, msg) {
 		return
 	}
-	r := &request{msg: msg, d: d, queue: q, received: time.Now()}
 	rt.events.send("task-received", func() map[string]any { return receivedFields(msg) })
 	reg, ok := rt.reg.lookup(msg.Task)
 	if !ok {
@@ -156,13 +163,13 @@ func (c *consumer) handle(d *broker.Delivery, q celery.Queue, stopping <-chan st
 		return
 	}
 	rt.st.move(r, nil, rt.st.reserved)
-	select {
-	case c.slots <- struct{}{}:
-	case <-stopping:
+	free, why := c.admit(r, stopping)
+	switch why {
+	case admitStopping:
 		rt.st.move(r, rt.st.reserved, nil)
 		c.giveBack(r)
 		return
-	case <-d.Lost():
+	case admitLost:
 		rt.st.move(r, rt.st.reserved, nil)
 		c.dropStale(d, msg)
 		return
@@ -170,7 +177,7 @@ func (c *consumer) handle(d *broker.Delivery, q celery.Queue, stopping <-chan st
 	// The slot is the render admission: run gives it back as soon as the
 	// handler returns, before storing the result and settling, which wait
 	// on the broker.
-	release := sync.OnceFunc(func() { <-c.slots })
+	release := sync.OnceFunc(free)
 	defer release()
 	// The channel may have died while this waited for a slot (select
 	// picks at random when both are ready): the broker has requeued the
@@ -183,6 +190,9 @@ func (c *consumer) handle(d *broker.Delivery, q celery.Queue, stopping <-chan st
 	if c.skip(r) { // revoked while it waited for a slot
 		rt.st.move(r, rt.st.reserved, nil)
 		return
+	}
+	if c.countsStarts() {
+		c.recordStart(r)
 	}
 	c.run(r, reg, release)
 }
@@ -200,7 +210,8 @@ func (c *consumer) dropStale(d *broker.Delivery, msg *celery.Message) {
 		"id", id, "delivery_tag", d.DeliveryTag)
 }
 
-// skip settles a task that must not run: revoked, or past its expiry.
+// skip settles a task that must not run: revoked, or past its expiry. Its
+// start record, if it started before, goes with it.
 func (c *consumer) skip(r *request) bool {
 	switch {
 	case c.rt.st.revoked.has(r.msg.ID):
@@ -212,16 +223,21 @@ func (c *consumer) skip(r *request) bool {
 	}
 	c.rt.metrics.finished(r.msg.Task, outcomeRevoked)
 	c.settle(r, r.d.Ack())
+	if c.countsStarts() && r.prior > 0 {
+		c.clearStarts(r)
+	}
 	return true
 }
 
-// countDelivery enforces MaxRedeliveries. Quorum queues count deliveries in
+// countDelivery enforces MaxStarts on deliveries, for a worker without a
+// start ledger: it cannot tell a message that killed its worker from one
+// that was only prefetched there. Quorum queues count deliveries in
 // x-delivery-count; on classic queues a redelivered message is republished
 // with a count header of ours and the original acked, so the count travels
 // with the message from worker to worker. It reports whether the delivery
 // was dealt with here.
 func (c *consumer) countDelivery(d *broker.Delivery, q celery.Queue, msg *celery.Message) bool {
-	limit := c.rt.cfg.MaxRedeliveries
+	limit := c.rt.cfg.MaxStarts
 	if n, ok := celery.TableInt(d.Headers, "x-delivery-count"); ok {
 		if n >= int64(limit) {
 			c.poison(d, q, fmt.Sprintf("delivered %d times, more than the limit of %d", n+1, limit), msg)
@@ -255,8 +271,11 @@ func (c *consumer) countDelivery(d *broker.Delivery, q celery.Queue, msg *celery
 }
 
 // poison dead-letters a message that cannot or must not run, with the
-// reason, and records FAILURE when it is a task a client may wait for.
-func (c *consumer) poison(d *broker.Delivery, q celery.Queue, reason string, msg *celery.Message) {
+// reason, and records FAILURE when it is a task a client may wait for,
+// in the result backend and through the task's DeadLettered hook (its own
+// record, such as a render's manifest). It reports whether the message is
+// in the dead-letter exchange; if not, it went back to its queue.
+func (c *consumer) poison(d *broker.Delivery, q celery.Queue, reason string, msg *celery.Message) bool {
 	c.rt.log.Error("dead-lettering message", "queue", q.Name, "reason", reason, "message_id", d.MessageId, "correlation_id", d.CorrelationId)
 	if msg != nil {
 		c.failure(&request{msg: msg, d: d, queue: q}, celery.ExceptionInfo{Type: "WorkerLostError", Module: "billiard.exceptions", Message: []any{reason}}, nil)
@@ -264,8 +283,9 @@ func (c *consumer) poison(d *broker.Delivery, q celery.Queue, reason string, msg
 	c.rt.metrics.deadLetter(reason)
 	if msg != nil {
 		name := unregistered
-		if _, ok := c.rt.reg.lookup(msg.Task); ok {
+		if reg, ok := c.rt.reg.lookup(msg.Task); ok {
 			name = msg.Task
+			c.deadLettered(reg, msg, reason)
 		}
 		c.rt.metrics.finished(name, outcomeDeadLettered)
 	}
@@ -273,12 +293,26 @@ func (c *consumer) poison(d *broker.Delivery, q celery.Queue, reason string, msg
 	defer cancel()
 	if err := deadLetter(ctx, c.rt.conn, c.rt.cfg.DeadLetterExchange, c.rt.cfg.Hostname, d, q.Name, reason); err != nil {
 		// Not recorded, so not dropped: back to the queue, where the
-		// redelivery count still bounds how often this happens.
+		// start (or redelivery) count still bounds how often this happens.
 		c.rt.log.Error("dead-letter publish failed; requeueing", "err", err)
 		c.settle(nil, d.Nack(true))
-		return
+		return false
 	}
 	c.settle(nil, d.Ack())
+	return true
+}
+
+// deadLettered runs the task's DeadLettered hook, if it has one.
+func (c *consumer) deadLettered(reg registered, msg *celery.Message, reason string) {
+	if reg.opts.DeadLettered == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), publishWait)
+	defer cancel()
+	t := &Task{ID: msg.ID, Name: msg.Task, Args: msg.Args, Kwargs: msg.Kwargs, Retries: msg.Retries, Request: msg}
+	if err := reg.opts.DeadLettered(ctx, t, reason); err != nil {
+		c.rt.log.Error("the task's record of its dead-lettering was not written", "task", msg.Task, "id", msg.ID, "err", err)
+	}
 }
 
 // giveBack returns a delivery that was received but not started, so that
@@ -293,7 +327,7 @@ func (c *consumer) giveBack(r *request) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), quickWait)
 	defer cancel()
-	if err := c.rt.conn.Publish(ctx, "", r.queue.Name, republishable(r.d)); err != nil {
+	if err := c.rt.conn.Publish(ctx, "", r.queue.Name, copyOf(r)); err != nil {
 		c.settle(r, r.d.Nack(true))
 		return
 	}

@@ -19,10 +19,11 @@ const (
 
 // ReplayDropsHeaders are the headers a message sent back to its work queue
 // from the dead-letter queue leaves behind: why it was set aside, and its
-// redelivery count, which starts afresh. (broker.Republishing drops
-// RabbitMQ's own.)
+// redelivery count and start mark, which start afresh (the start record
+// itself is cleared when the worker dead-letters a message). (broker.Republishing
+// drops RabbitMQ's own.)
 func ReplayDropsHeaders() []string {
-	return []string{HeaderDeadReason, HeaderDeadAt, HeaderDeadQueue, HeaderDeadWorker, HeaderRedeliveries}
+	return []string{HeaderDeadReason, HeaderDeadAt, HeaderDeadQueue, HeaderDeadWorker, HeaderRedeliveries, hdrStarted}
 }
 
 // deadLetter publishes a copy of a delivery, unchanged but for the reason

@@ -96,6 +96,9 @@ func (c *consumer) run(r *request, reg registered, release func()) {
 		c.success(r, o.v, runtime)
 	case errors.Is(o.err, errColdShutdown):
 		c.requeueStarted(r)
+		if c.countsStarts() {
+			c.endStart(r, true)
+		}
 		return
 	case errors.Is(o.err, errTerminated):
 		rt.metrics.finished(msg.Task, outcomeRevoked)
@@ -115,8 +118,14 @@ func (c *consumer) run(r *request, reg registered, release func()) {
 		c.failure(r, exceptionInfo(o.err), trace)
 		c.recordFailure(r, o.err)
 	}
+	// A delivery that died while its task ran comes back: its ack is
+	// refused and the broker redelivers it.
+	comesBack := !r.acked && r.d.Stale()
 	if !r.acked {
 		c.settle(r, r.d.Ack())
+	}
+	if c.countsStarts() {
+		c.endStart(r, comesBack)
 	}
 }
 
@@ -315,7 +324,7 @@ func (c *consumer) waitETA(r *request, stopping <-chan struct{}) bool {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), publishWait)
 		defer cancel()
-		if err := c.rt.conn.Publish(ctx, "", r.queue.DelayQueue(level), republishable(r.d)); err != nil {
+		if err := c.rt.conn.Publish(ctx, "", r.queue.DelayQueue(level), copyOf(r)); err != nil {
 			c.rt.log.Warn("cannot park eta task; holding it", "id", r.msg.ID, "err", err)
 		} else {
 			c.settle(r, r.d.Ack())
@@ -390,14 +399,15 @@ func (c *consumer) storeCtx(ctx context.Context, msg *celery.Message, res celery
 	c.rt.log.Info("task state not stored", "id", msg.ID, "state", res.Status, "reason", errDeliveryLost)
 }
 
-// cleanHeaders drops RabbitMQ's headers and our redelivery count before a retry
-// is sent as a new task message: a retry is a fresh delivery.
+// cleanHeaders drops RabbitMQ's headers and our redelivery and start marks
+// before a retry is sent as a new task message: a retry is a fresh
+// delivery, counted under a key of its own.
 func cleanHeaders(h map[string]any) map[string]any {
 	out := map[string]any{}
 	for k, v := range h {
 		out[k] = v
 	}
-	for _, k := range append(broker.RabbitMQHeaders(), HeaderRedeliveries) {
+	for _, k := range append(broker.RabbitMQHeaders(), HeaderRedeliveries, hdrStarted) {
 		delete(out, k)
 	}
 	return out

@@ -30,6 +30,7 @@ type workerMetrics struct {
 	duration     *prometheus.HistogramVec
 	redelivered  prometheus.Counter
 	deadLettered *prometheus.CounterVec
+	unrecorded   prometheus.Counter
 }
 
 // waitBuckets reach 30 minutes, as the task stages' do.
@@ -42,7 +43,7 @@ func newWorkerMetrics(reg prometheus.Registerer, st *state, slots int, tasks []s
 	m := &workerMetrics{
 		tasks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: metrics.Namespace, Name: "tasks_total",
-			Help: "Tasks finished, by task name and outcome: succeeded, failed, retried, revoked, rejected (unknown task), dead_lettered (malformed or over the delivery limit).",
+			Help: "Tasks finished, by task name and outcome: succeeded, failed, retried, revoked, rejected (unknown task), dead_lettered (malformed, or over the start or delivery limit).",
 		}, []string{"task", "outcome"}),
 		queueWait: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: metrics.Namespace, Name: "task_queue_wait_seconds",
@@ -60,8 +61,12 @@ func newWorkerMetrics(reg prometheus.Registerer, st *state, slots int, tasks []s
 		}),
 		deadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: metrics.Namespace, Subsystem: "worker", Name: "dead_lettered_total",
-			Help: "Messages copied to the dead-letter exchange, by reason: malformed, delivery_limit, task_failed.",
+			Help: "Messages copied to the dead-letter exchange, by reason: malformed, start_limit (the handler kept killing workers), delivery_limit (no start ledger), task_failed.",
 		}, []string{"reason"}),
+		unrecorded: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: metrics.Namespace, Subsystem: "worker", Name: "starts_unrecorded_total",
+			Help: "Task starts the start ledger (the job journal) could not record; the tasks ran anyway, and a crash during one of them goes uncounted.",
+		}),
 	}
 	slotsTotal := prometheus.NewGauge(prometheus.GaugeOpts{
 		Namespace: metrics.Namespace, Subsystem: "worker", Name: "slots",
@@ -77,7 +82,7 @@ func newWorkerMetrics(reg prometheus.Registerer, st *state, slots int, tasks []s
 	})
 	// Known tasks' outcomes and every reason show at 0 from the start, so
 	// rate() and the failure-rate alert have a series before the first.
-	for _, r := range []string{"malformed", "delivery_limit", "task_failed"} {
+	for _, r := range []string{"malformed", "start_limit", "delivery_limit", "task_failed"} {
 		m.deadLettered.WithLabelValues(r)
 	}
 	for _, task := range tasks {
@@ -85,7 +90,7 @@ func newWorkerMetrics(reg prometheus.Registerer, st *state, slots int, tasks []s
 			m.tasks.WithLabelValues(task, o)
 		}
 	}
-	reg.MustRegister(m.tasks, m.queueWait, m.duration, m.redelivered, m.deadLettered, slotsTotal, busy)
+	reg.MustRegister(m.tasks, m.queueWait, m.duration, m.redelivered, m.deadLettered, m.unrecorded, slotsTotal, busy)
 	return m
 }
 
@@ -117,6 +122,12 @@ func (m *workerMetrics) waited(published time.Time, eta *time.Time) {
 	m.queueWait.Observe(max(time.Since(from), 0).Seconds())
 }
 
+func (m *workerMetrics) startNotRecorded() {
+	if m != nil {
+		m.unrecorded.Inc()
+	}
+}
+
 func (m *workerMetrics) redelivery() {
 	if m != nil {
 		m.redelivered.Inc()
@@ -133,6 +144,8 @@ func (m *workerMetrics) deadLetter(reason string) {
 		reason = "malformed"
 	case strings.HasPrefix(reason, "delivered "):
 		reason = "delivery_limit"
+	case strings.HasPrefix(reason, "started "):
+		reason = "start_limit"
 	default:
 		reason = "task_failed"
 	}

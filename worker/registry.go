@@ -38,6 +38,13 @@ type TaskOptions struct {
 	MaxRetries int           // default retries allowed for Retry errors without their own
 	HardLimit  time.Duration // used when the message carries no time limit
 	SoftLimit  time.Duration
+	// DeadLettered is called when the worker dead-letters a message of
+	// this task instead of running it (its handler kept killing workers,
+	// or it was delivered too often), with the reason, for a task that
+	// keeps a record of its own (renderfarm.render's manifest), which no
+	// run would write now. FAILURE is stored in the result backend either
+	// way.
+	DeadLettered func(ctx context.Context, t *Task, reason string) error
 }
 
 type registered struct {

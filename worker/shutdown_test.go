@@ -151,7 +151,7 @@ func TestPoisonMessagesAreDeadLettered(t *testing.T) {
 			}
 
 			startWorkerOn(t, url, func(c *Config) {
-				c.MaxRedeliveries = 3
+				c.MaxStarts = 3
 				c.Queues = []celery.Queue{{Name: "celery", Quorum: quorum, DeliveryLimit: 20}}
 			})
 			ctx, cancel := context.WithCancel(context.Background())

@@ -20,6 +20,12 @@ type request struct {
 	started  time.Time
 	acked    bool
 	cancel   context.CancelCauseFunc // set while the handler runs
+
+	// The start ledger's view (countsStarts): key, the starts recorded
+	// before this delivery, and whether it must run alone.
+	key   string
+	prior int
+	alone bool
 }
 
 // state is what the duties share: the Lamport clock, the requests the

@@ -37,6 +37,12 @@ func New(conn Broker, reg *Registry, cfg Config) (*Worker, error) {
 	}
 	rt := &deps{cfg: cfg, conn: conn, reg: reg, st: st, results: results,
 		log: cfg.Logger.With("worker", cfg.Hostname)}
+	for _, q := range cfg.Queues {
+		if cfg.Starts != nil && q.Quorum && q.DeliveryLimit > 0 && q.DeliveryLimit < BackstopFactor*cfg.MaxStarts {
+			rt.log.Warn("the quorum queue's x-delivery-limit is low for the start limit: RabbitMQ may dead-letter, without a FAILURE record, tasks that were only prefetched by workers a poison task killed",
+				"queue", q.Name, "delivery_limit", q.DeliveryLimit, "max_starts", cfg.MaxStarts, "want_at_least", BackstopFactor*cfg.MaxStarts)
+		}
+	}
 	rt.events = newEventSender(conn, cfg.Hostname, st, cfg.Events, rt.log)
 	rt.metrics = newWorkerMetrics(cfg.Registry, st, cfg.Concurrency, reg.Names())
 	w := &Worker{rt: rt, requested: make(chan struct{})}

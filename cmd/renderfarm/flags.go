@@ -45,7 +45,8 @@ func queuesFlag() cli.Flag {
 func queueFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.BoolFlag{Name: "quorum", EnvVars: []string{"RENDERFARM_QUORUM"}, Usage: "declare the queues as quorum queues (workers, web tier and Celery clients must agree)"},
-		&cli.IntFlag{Name: "delivery-limit", EnvVars: []string{"RENDERFARM_DELIVERY_LIMIT"}, Value: 5, Usage: "quorum queues' x-delivery-limit"},
+		&cli.IntFlag{Name: "delivery-limit", EnvVars: []string{"RENDERFARM_DELIVERY_LIMIT"}, Value: 20,
+			Usage: "quorum queues' x-delivery-limit: RabbitMQ's backstop, which counts every delivery, started or not; keep it at least 4 x the workers' --max-starts"},
 		deadLetterFlag(),
 	}
 }

@@ -46,7 +46,8 @@ instance is being retired (a spot notice, an auto-scaling termination):
 			&cli.BoolFlag{Name: "events", Aliases: []string{"E"}, EnvVars: []string{"RENDERFARM_EVENTS"}, Value: true, Usage: "send task and worker events (celery events, Flower)"},
 			&cli.BoolFlag{Name: "track-started", EnvVars: []string{"RENDERFARM_TRACK_STARTED"}, Usage: "store a STARTED state when a task starts"},
 			&cli.DurationFlag{Name: "shutdown-grace", EnvVars: []string{"RENDERFARM_SHUTDOWN_GRACE"}, Value: 30 * time.Second, Usage: "how long a warm shutdown waits for running tasks"},
-			&cli.IntFlag{Name: "max-redeliveries", EnvVars: []string{"RENDERFARM_MAX_REDELIVERIES"}, Value: 5, Usage: "dead-letter a message delivered more often than this"},
+			&cli.IntFlag{Name: "max-starts", Aliases: []string{"max-redeliveries"}, EnvVars: []string{"RENDERFARM_MAX_STARTS", "RENDERFARM_MAX_REDELIVERIES"}, Value: 5,
+				Usage: "dead-letter a task whose handler started this often without finishing (it killed its worker each time); counted in the journal"},
 			&cli.StringFlag{Name: "state-dir", EnvVars: []string{"RENDERFARM_STATE_DIR"}, Value: "/var/lib/renderfarm", Usage: "directory for the worker's persisted state (revoked task ids)"},
 			&cli.StringFlag{Name: "metrics-listen", EnvVars: []string{"RENDERFARM_METRICS_LISTEN"}, Value: ":9180", Usage: "address to serve /metrics, /healthz and /readyz on (no token; \"\" turns it off)"},
 			&cli.BoolFlag{Name: "test-tasks", EnvVars: []string{"RENDERFARM_TEST_TASKS"}, Hidden: true, Usage: "register renderfarm.test.* tasks"},
@@ -132,6 +133,7 @@ func runWorker(c *cli.Context) error {
 		return err
 	}
 	runner.Register(reg)
+	cfg.Starts = runner.Starts()
 	w, err := worker.New(conn, reg, cfg)
 	if err != nil {
 		return err
@@ -152,7 +154,7 @@ func workerConfig(c *cli.Context, t render.Tuning, log *slog.Logger) (cfg worker
 		TrackStarted:       c.Bool("track-started"),
 		Events:             c.Bool("events"),
 		ShutdownGrace:      c.Duration("shutdown-grace"),
-		MaxRedeliveries:    c.Int("max-redeliveries"),
+		MaxStarts:          c.Int("max-starts"),
 		DeadLetterExchange: c.String("dead-letter-exchange"),
 		Version:            version,
 		BrokerURL:          c.String("broker"),

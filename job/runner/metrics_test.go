@@ -51,6 +51,7 @@ func TestMetricsAfterRealTasks(t *testing.T) {
 		{"failed", metric(t, f, "renderfarm_tasks_total", "failed", "renderfarm.render"), 1},
 		{"source bytes", metric(t, f, "renderfarm_task_source_read_bytes_total", "file"), float64(2*len(photo) + len(bad))},
 		{"dead-lettered", metric(t, f, "renderfarm_worker_dead_lettered_total", "task_failed"), 1},
+		{"starts unrecorded", metric(t, f, "renderfarm_worker_starts_unrecorded_total"), 0},
 		{"slots", metric(t, f, "renderfarm_worker_slots"), 2},
 		{"slots busy", metric(t, f, "renderfarm_worker_slots_busy"), 0},
 		{"reconnects", metric(t, f, "renderfarm_broker_reconnects_total"), 0},
@@ -82,7 +83,7 @@ func TestMetricsAfterRealTasks(t *testing.T) {
 	}
 	// The exposition itself, names, help and labels, as Prometheus reads it.
 	want := `
-# HELP renderfarm_tasks_total Tasks finished, by task name and outcome: succeeded, failed, retried, revoked, rejected (unknown task), dead_lettered (malformed or over the delivery limit).
+# HELP renderfarm_tasks_total Tasks finished, by task name and outcome: succeeded, failed, retried, revoked, rejected (unknown task), dead_lettered (malformed, or over the start or delivery limit).
 # TYPE renderfarm_tasks_total counter
 renderfarm_tasks_total{outcome="dead_lettered",task="renderfarm.render"} 0
 renderfarm_tasks_total{outcome="failed",task="renderfarm.render"} 1

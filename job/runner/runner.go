@@ -75,7 +75,7 @@ func New(cfg Config) (*Runner, error) {
 // Register adds renderfarm.render to a worker's registry.
 func (r *Runner) Register(reg *worker.Registry) {
 	maxRetries := r.cfg.MaxAttempts - 1
-	reg.Register(job.TaskName, r.Handle, worker.TaskOptions{MaxRetries: maxRetries})
+	reg.Register(job.TaskName, r.Handle, worker.TaskOptions{MaxRetries: maxRetries, DeadLettered: r.DeadLettered})
 }
 
 // Handle runs one job. Bad input fails at once and is dead-lettered;

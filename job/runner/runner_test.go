@@ -33,6 +33,7 @@ type farm struct {
 	url, root, journal string
 	conn               *broker.Conn
 	metrics            *prometheus.Registry // the worker's, runner's and connection's series
+	runner             *Runner
 }
 
 func startFarm(t *testing.T) *farm {
@@ -70,9 +71,11 @@ func (f *farm) serve(t *testing.T, store, journalStore *storage.Store, journal s
 	if err != nil {
 		t.Fatal(err)
 	}
+	f.runner = runner
 	reg := worker.NewRegistry()
 	runner.Register(reg)
-	w, err := worker.New(conn, reg, worker.Config{Hostname: "renderfarm@test", Concurrency: 2, ShutdownGrace: 5 * time.Second, Registry: f.metrics})
+	w, err := worker.New(conn, reg, worker.Config{Hostname: "renderfarm@test", Concurrency: 2, ShutdownGrace: 5 * time.Second,
+		Registry: f.metrics, Starts: runner.Starts()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -397,13 +397,14 @@ func scenarioPoison(t *testing.T) {
 }
 
 // A handler that kills its own process: the message is dead-lettered once
-// it has been delivered more than --max-redeliveries times, the workers it
-// killed are restarted (as systemd would), and the other tasks complete.
+// its handler has started --max-starts times, the workers it killed are
+// restarted (as systemd would), and the other tasks complete, those it
+// took down with it (running beside it or prefetched) included.
 func scenarioKillSelf(t *testing.T) {
 	const limit, renders = 3, 60
 	r := &row{Scenario: "a handler that kills its own process"}
 	defer finish(t, r)
-	f := newFarm(t, "kill-self", 2, "--test-tasks", "--max-redeliveries", strconv.Itoa(limit))
+	f := newFarm(t, "kill-self", 2, "--test-tasks", "--max-starts", strconv.Itoa(limit))
 	ch := f.rawChannel()
 	ids, _ := f.send(0, renders/2)
 	kill := amqp.Publishing{ContentType: "application/json", DeliveryMode: amqp.Persistent,
@@ -447,7 +448,7 @@ func scenarioKillSelf(t *testing.T) {
 	if reason == "" {
 		t.Error("the self-killing task was never dead-lettered")
 	}
-	if deaths > limit+1 {
-		t.Errorf("the self-killing task ran %d times, over the limit of %d deliveries", deaths, limit)
+	if deaths != limit {
+		t.Errorf("the self-killing task killed %d workers, want exactly the limit of %d starts", deaths, limit)
 	}
 }
