@@ -49,7 +49,7 @@ func runReplay(c *cli.Context) error {
 	}
 	conn, err := broker.Dial(c.Context, broker.Config{URL: c.String("broker"), Name: "renderfarm replay", Logger: log})
 	if err != nil {
-		return fmt.Errorf("connecting to the broker: %w", err)
+		return dialError(err)
 	}
 	defer conn.Close()
 	for _, arg := range c.Args().Slice() {
