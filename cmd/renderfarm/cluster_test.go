@@ -5,9 +5,12 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -57,77 +60,32 @@ func TestClusterNodeLossMidBatch(t *testing.T) {
 		t.Errorf("the pidbox queue: %v, want classic\n%v", q, queues)
 	}
 
-	body := func(i int) string {
+	// A client posts a render every 150 ms and retries refusals; the node
+	// stops once 12 are in, and the batch goes on until 12 more are.
+	const each = 12
+	b := startBatch(web, func(i int) string {
 		return fmt.Sprintf(`{"source": "file://%s/in/photo.jpg", "recipe": "gallery", "dest": "file://%s/out/%d/"}`, root, root, i)
-	}
-	var ids []string
-	post := func(i int) int {
-		code, answer := web.post(t, webToken, "/v1/renders", body(i))
-		if code == 202 {
-			var a struct{ ID string }
-			if err := json.Unmarshal([]byte(answer), &a); err != nil || a.ID == "" {
-				t.Fatalf("202 with %q", answer)
-			}
-			ids = append(ids, a.ID)
-		}
-		return code
-	}
-	const before, total = 12, 30
-	for i := range before {
-		if code := post(i); code != 202 {
-			t.Fatalf("render %d before the node went: %d", i, code)
-		}
-	}
-
-	stopped := make(chan time.Time, 1)
-	go func() {
-		cl.Nodes[0].Stop(t)
-		stopped <- time.Now()
-	}()
-	var (
-		down    time.Time // when the node had stopped
-		refused int
-		back    time.Duration
-	)
-	for i := before; i < total; i++ {
-		code := post(i)
-		select {
-		case down = <-stopped:
-		default:
-		}
-		switch {
-		case code == 202 && !down.IsZero() && back == 0:
-			back = time.Since(down)
-		case code == 503:
-			refused++
-			i-- // the client retries a refusal, as a real one would
-			time.Sleep(100 * time.Millisecond)
-		case code != 202:
-			t.Fatalf("render %d: %d", i, code)
-		}
-		if !down.IsZero() && time.Since(down) > time.Minute {
-			t.Fatal("the web tier did not accept renders within a minute of the node going")
-		}
-	}
-	if down.IsZero() {
-		down = <-stopped
-		for post(total) != 202 {
-			if time.Since(down) > time.Minute {
-				t.Fatal("the web tier did not accept renders within a minute of the node going")
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		back = time.Since(down)
-	}
-	t.Logf("%d renders accepted, %d refused meanwhile; 202 again %v after the node stopped", len(ids), refused, back.Round(time.Millisecond))
-	if back > 10*time.Second {
-		t.Errorf("the web tier answered 202 again %v after the node stopped, want within a few seconds", back)
+	})
+	b.waitAccepted(t, each, time.Minute)
+	cl.Nodes[0].Stop(t)
+	stoppedAt := b.accepted()
+	b.waitAccepted(t, stoppedAt+each, time.Minute)
+	ids, refused, gap := b.stop(t)
+	t.Logf("%d renders accepted, %d refused (503) meanwhile; the longest wait between two 202s: %v", len(ids), refused, gap.Round(time.Millisecond))
+	if gap > 10*time.Second {
+		t.Errorf("the web tier accepted nothing for %v around the node's loss, want a few seconds at most", gap)
 	}
 
 	for name, p := range map[string]*testenv.Process{"worker": w, "web": web.Process} {
 		line := p.WaitOutput(t, "broker: reconnected", 30*time.Second)
 		if strings.Contains(line, first) || !strings.Contains(line, "127.0.0.1:570") {
 			t.Errorf("%s reconnected: %q, want another node", name, line)
+		}
+		t.Logf("%s: %s", name, line)
+		for _, l := range strings.Split(p.Output(), "\n") {
+			if strings.Contains(l, "re-declaring topology") {
+				t.Logf("%s: %s", name, l)
+			}
 		}
 	}
 
@@ -150,9 +108,9 @@ func TestClusterNodeLossMidBatch(t *testing.T) {
 	// stopped node too, and `celery inspect stats` names the node the
 	// worker is on now.
 	stats := testenv.CeleryClient(t, brokers, "inspect", "stats")["reply"].(map[string]any)[host].(map[string]any)
-	b := stats["broker"].(map[string]any)
-	if port := fmt.Sprint(b["port"]); port == "5701" || !strings.HasPrefix(port, "570") {
-		t.Errorf("inspect stats broker: %v, want a node still up", b)
+	sb := stats["broker"].(map[string]any)
+	if port := fmt.Sprint(sb["port"]); port == "5701" || !strings.HasPrefix(port, "570") {
+		t.Errorf("inspect stats broker: %v, want a node still up", sb)
 	}
 }
 
@@ -170,4 +128,102 @@ func readManifest(t *testing.T, journal, id string) *job.Manifest {
 		return nil
 	}
 	return &m
+}
+
+// batch is a client of the web tier posting renders one after another in
+// the background, retrying each refusal as a real client would.
+type batch struct {
+	stopped chan struct{}
+	done    chan struct{}
+
+	mu      sync.Mutex
+	ids     []string    // accepted (202), in order
+	times   []time.Time // when each was accepted
+	refused int         // 503s
+	err     error       // anything else, which ends the batch
+}
+
+func startBatch(web *webProc, body func(i int) string) *batch {
+	b := &batch{stopped: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(b.done)
+		for i := 0; ; {
+			select {
+			case <-b.stopped:
+				return
+			case <-time.After(150 * time.Millisecond):
+			}
+			req, _ := http.NewRequest("POST", web.base+"/v1/renders", strings.NewReader(body(i)))
+			req.Header.Set("Authorization", "Bearer "+webToken)
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				b.fail(err)
+				return
+			}
+			answer, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			var a struct{ ID string }
+			switch {
+			case resp.StatusCode == 503:
+				b.mu.Lock()
+				b.refused++
+				b.mu.Unlock()
+			case resp.StatusCode == 202 && json.Unmarshal(answer, &a) == nil && a.ID != "":
+				b.mu.Lock()
+				b.ids, b.times = append(b.ids, a.ID), append(b.times, time.Now())
+				b.mu.Unlock()
+				i++
+			default:
+				b.fail(fmt.Errorf("render %d: %d %s", i, resp.StatusCode, answer))
+				return
+			}
+		}
+	}()
+	return b
+}
+
+func (b *batch) fail(err error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.err = err
+}
+
+func (b *batch) accepted() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.ids)
+}
+
+// waitAccepted waits until n renders are accepted.
+func (b *batch) waitAccepted(t *testing.T, n int, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for b.accepted() < n {
+		b.mu.Lock()
+		err := b.err
+		b.mu.Unlock()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d renders accepted within %v, want %d", b.accepted(), within, n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// stop ends the batch and returns the accepted ids, the number of
+// refusals and the longest time between two acceptances.
+func (b *batch) stop(t *testing.T) (ids []string, refused int, gap time.Duration) {
+	t.Helper()
+	close(b.stopped)
+	<-b.done
+	if b.err != nil {
+		t.Fatal(b.err)
+	}
+	for i := 1; i < len(b.times); i++ {
+		gap = max(gap, b.times[i].Sub(b.times[i-1]))
+	}
+	return b.ids, b.refused, gap
 }
