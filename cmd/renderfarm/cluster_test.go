@@ -78,8 +78,8 @@ func TestClusterNodeLossMidBatch(t *testing.T) {
 
 	for name, p := range map[string]*testenv.Process{"worker": w, "web": web.Process} {
 		line := p.WaitOutput(t, "broker: reconnected", 30*time.Second)
-		if strings.Contains(line, first) || !strings.Contains(line, "127.0.0.1:570") {
-			t.Errorf("%s reconnected: %q, want another node", name, line)
+		if strings.Contains(line, first) || !strings.Contains(line, "127.0.0.1:570") || strings.Contains(line, "guest:guest") {
+			t.Errorf("%s reconnected: %q, want another node, password hidden", name, line)
 		}
 		t.Logf("%s: %s", name, line)
 		for _, l := range strings.Split(p.Output(), "\n") {
