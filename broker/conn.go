@@ -144,7 +144,9 @@ func (c *Conn) declareFirst(s *session) error {
 	}
 	c.topoMu.Lock()
 	defer c.topoMu.Unlock()
-	return c.topo.declare(s.conn, t, true)
+	down, err := c.topo.declare(s.conn, t, true)
+	c.logDown(down)
+	return err
 }
 
 // WaitConnected waits until the Conn is connected, its Config.Topology

@@ -63,9 +63,10 @@ func TestClusterNodeLossMidBatch(t *testing.T) {
 	// A client posts a render every 150 ms and retries refusals; the node
 	// stops once 12 are in, and the batch goes on until 12 more are.
 	const each = 12
-	b := startBatch(web, func(i int) string {
+	render := func(i int) string {
 		return fmt.Sprintf(`{"source": "file://%s/in/photo.jpg", "recipe": "gallery", "dest": "file://%s/out/%d/"}`, root, root, i)
-	})
+	}
+	b := startBatch(web, render)
 	b.waitAccepted(t, each, time.Minute)
 	cl.Nodes[0].Stop(t)
 	stoppedAt := b.accepted()
@@ -89,6 +90,21 @@ func TestClusterNodeLossMidBatch(t *testing.T) {
 		}
 	}
 
+	// A worker and a web tier started now, the first node still down,
+	// come up on another: the classic queues that live on the stopped node
+	// (delay queues, renderfarm.dead) do not keep them from starting.
+	const host2 = "cluster2@test"
+	w2 := testenv.Worker(t, brokers, nil, append([]string{"--hostname", host2, "--concurrency", "1"}, flags...)...)
+	web2 := startWeb(t, append([]string{"--tokens", webToken}, flags...)...)
+	web2.waitReady(t)
+	code, answer := web2.post(t, webToken, "/v1/renders", render(1000))
+	var a struct{ ID string }
+	if err := json.Unmarshal([]byte(answer), &a); code != 202 || err != nil {
+		t.Fatalf("a web tier started with the first node down: %d %s", code, answer)
+	}
+	ids = append(ids, a.ID)
+	w2.WaitOutput(t, "broker: connected", 30*time.Second)
+
 	// Every accepted render completes: its manifest says SUCCESS.
 	deadline := time.Now().Add(3 * time.Minute)
 	for _, id := range ids {
@@ -107,7 +123,11 @@ func TestClusterNodeLossMidBatch(t *testing.T) {
 	// A stock Celery client given the same list fails over past the
 	// stopped node too, and `celery inspect stats` names the node the
 	// worker is on now.
-	stats := testenv.CeleryClient(t, brokers, "inspect", "stats")["reply"].(map[string]any)[host].(map[string]any)
+	reply := testenv.CeleryClient(t, brokers, "inspect", "stats")["reply"].(map[string]any)
+	if _, ok := reply[host2]; !ok {
+		t.Errorf("the worker started with the first node down does not answer inspect: %v", reply)
+	}
+	stats := reply[host].(map[string]any)
 	sb := stats["broker"].(map[string]any)
 	if port := fmt.Sprint(sb["port"]); port == "5701" || !strings.HasPrefix(port, "570") {
 		t.Errorf("inspect stats broker: %v, want a node still up", sb)
