@@ -43,7 +43,9 @@ func RabbitMQCluster(t testing.TB) *Cluster {
 	t.Cleanup(func() { lock.Close() }) // runs last: after the nodes stopped
 	c := &Cluster{}
 	for _, port := range ClusterPorts {
-		c.Nodes = append(c.Nodes, newNode(t, port))
+		n := newNode(t, port)
+		n.stopStale(port) // the lock says no other test process has it
+		c.Nodes = append(c.Nodes, n)
 	}
 	// Booting a node takes several seconds of mostly waiting: boot all
 	// three at once.

@@ -35,10 +35,9 @@ func PrivateRabbitMQ(t testing.TB, port int) *Node {
 	return n
 }
 
-// newNode prepares a private node (name, directories, environment), stops
-// one of the same name that a crashed run left behind, and arranges for
-// the node to be stopped and its directories deleted when the test ends.
-// It does not start it.
+// newNode prepares a private node (name, directories, environment) and
+// arranges for it to be stopped and its directories deleted when the test
+// ends. It does not start it.
 func newNode(t testing.TB, port int) *Node {
 	t.Helper()
 	if os.Getenv(SkipEnv) == "1" {
@@ -83,17 +82,21 @@ func newNode(t testing.TB, port int) *Node {
 			"RABBITMQ_CTL_ERL_ARGS=-kernel inet_dist_use_interface {127,0,0,1}",
 		),
 	}
-	// A node of this name still serving (a run killed before its
-	// cleanup) would keep the name and port: stop it first.
-	if c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(port), time.Second); err == nil {
-		c.Close()
-		_, _ = n.ctl("stop")
-	}
 	t.Cleanup(func() {
 		_, _ = n.ctl("stop")
 		_ = os.RemoveAll(dir)
 	})
 	return n
+}
+
+// stopStale stops a node of this name that still serves on its port, left
+// by a run killed before its cleanup: it would keep the name and port.
+// Only for a caller that knows no other test process uses the port.
+func (n *Node) stopStale(port int) {
+	if c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(port), time.Second); err == nil {
+		c.Close()
+		_, _ = n.ctl("stop")
+	}
 }
 
 // Start starts the node (again, with the same directories: durable queues
