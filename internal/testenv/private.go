@@ -89,11 +89,13 @@ func newNode(t testing.TB, port int) *Node {
 	return n
 }
 
-// stopStale stops a node of this name that still serves on its port, left
-// by a run killed before its cleanup: it would keep the name and port.
-// Only for a caller that knows no other test process uses the port.
+// stopStale stops a node of this name left by a run killed before its
+// cleanup: it would keep the name and ports. Its Erlang distribution port
+// tells, since a node killed while joining a cluster has its AMQP port
+// closed (stop_app) but the node, and its name, alive. Only for a caller
+// that knows no other test process uses the port.
 func (n *Node) stopStale(port int) {
-	if c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(port), time.Second); err == nil {
+	if c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(port+20000), time.Second); err == nil {
 		c.Close()
 		_, _ = n.ctl("stop")
 	}
