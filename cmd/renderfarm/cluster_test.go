@@ -67,10 +67,17 @@ func TestClusterNodeLossMidBatch(t *testing.T) {
 		return fmt.Sprintf(`{"source": "file://%s/in/photo.jpg", "recipe": "gallery", "dest": "file://%s/out/%d/"}`, root, root, i)
 	}
 	b := startBatch(web, render)
-	b.waitAccepted(t, each, time.Minute)
+	if err := b.waitAccepted(each, time.Minute); err != nil {
+		t.Fatal(err)
+	}
 	cl.Nodes[0].Stop(t)
 	stoppedAt := b.accepted()
-	b.waitAccepted(t, stoppedAt+each, time.Minute)
+	if err := b.waitAccepted(stoppedAt+each, time.Minute); err != nil {
+		// Publishes nacked all along mean the task queue has no leader:
+		// say what the cluster thinks of it.
+		t.Fatalf("%v\nqueues as %s sees them:\n%s", err, cl.Nodes[1].Name,
+			cl.Nodes[1].Ctl(t, "list_queues", "name", "type", "leader", "members", "online"))
+	}
 	ids, refused, gap := b.stop(t)
 	t.Logf("%d renders accepted, %d refused (503) meanwhile; the longest wait between two 202s: %v", len(ids), refused, gap.Round(time.Millisecond))
 	if gap > 10*time.Second {
@@ -216,21 +223,21 @@ func (b *batch) accepted() int {
 }
 
 // waitAccepted waits until n renders are accepted.
-func (b *batch) waitAccepted(t *testing.T, n int, within time.Duration) {
-	t.Helper()
+func (b *batch) waitAccepted(n int, within time.Duration) error {
 	deadline := time.Now().Add(within)
 	for b.accepted() < n {
 		b.mu.Lock()
 		err := b.err
 		b.mu.Unlock()
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d renders accepted within %v, want %d", b.accepted(), within, n)
+			return fmt.Errorf("%d renders accepted within %v, want %d", b.accepted(), within, n)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	return nil
 }
 
 // stop ends the batch and returns the accepted ids, the number of
