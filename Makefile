@@ -10,7 +10,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 FUZZ_FAST ?= 100000x
 FUZZ_SLOW ?= 20000x
 
-.PHONY: all setup build image demo test fuzz bench bench-worker bench-e2e bench-web chaos soak testdata clean
+.PHONY: all setup build image demo test fuzz bench bench-worker bench-e2e bench-web chaos cluster soak testdata clean
 
 all: build
 
@@ -68,6 +68,13 @@ bench-web: build
 CHAOS_TABLE ?= chaos-table.md
 chaos: setup
 	CHAOS_TABLE=$(abspath $(CHAOS_TABLE)) $(GO) test -tags chaos -count=1 -timeout 15m -v -run '^TestChaos$$' ./tools/chaos/
+
+# A three-node RabbitMQ cluster on 127.0.0.1:5701-5703 (booting and
+# joining it takes over a minute, hence not in `make test`): the rig
+# itself, and a worker and web tier given all three URLs losing their node
+# mid-batch.
+cluster: setup
+	$(GO) test -tags cluster -count=1 -timeout 15m -v -run '^(TestRabbitMQCluster|TestClusterNodeLossMidBatch)$$' ./internal/testenv/ ./cmd/renderfarm/
 
 # Not in CI: steady load for SOAK_DURATION (default 20m) at SOAK_RATE tasks/s
 # (default 4); reports RSS drift and throughput per minute.

@@ -40,7 +40,9 @@ type Config struct {
 	// Topology is declared on the first connection before the Conn counts
 	// as connected, then remembered as Declare's is. A publisher that needs
 	// its queue in place (a 202 must mean "queued") is then never connected
-	// without it. The broker refusing it is fatal, as a refused login is.
+	// without it. The broker refusing it is fatal, as a refused login is;
+	// a durable queue whose cluster node is down is not a refusal (it is
+	// logged and passed over: see queueDown).
 	Topology Topology
 }
 

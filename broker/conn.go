@@ -8,8 +8,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,6 +31,9 @@ var ErrNotConnected = errors.New("broker: not connected")
 type Conn struct {
 	cfg Config
 	log *slog.Logger
+	// urls are the cluster's nodes (Config.URL as ParseURLs reads it),
+	// tried in turn.
+	urls []string
 
 	// ctx is cancelled by Close; every goroutine the Conn starts watches it.
 	ctx    context.Context
@@ -43,6 +46,7 @@ type Conn struct {
 	// topology).
 	closeErr error
 	sess     *session      // nil while disconnected
+	node     string        // URL of the last session installed (redacted)
 	ready    chan struct{} // closed when sess becomes non-nil
 	subs     []chan struct{}
 
@@ -66,6 +70,7 @@ type Conn struct {
 type session struct {
 	conn   *amqp.Connection
 	gen    uint64
+	node   int           // index in Conn.urls of the node it is connected to
 	done   chan struct{} // closed when the connection is known lost
 	closes chan *amqp.Error
 	blocks chan amqp.Blocking
@@ -139,7 +144,9 @@ func (c *Conn) declareFirst(s *session) error {
 	}
 	c.topoMu.Lock()
 	defer c.topoMu.Unlock()
-	return c.topo.declare(s.conn, t, true)
+	down, err := c.topo.declare(s.conn, t, true)
+	c.logDown(down)
+	return err
 }
 
 // WaitConnected waits until the Conn is connected, its Config.Topology
@@ -152,8 +159,9 @@ func (c *Conn) WaitConnected(ctx context.Context) error {
 
 func newConn(cfg Config) (*Conn, error) {
 	cfg = cfg.withDefaults()
-	if _, err := amqp.ParseURI(cfg.URL); err != nil {
-		return nil, fmt.Errorf("broker: invalid URL %q: %w", redactURL(cfg.URL), err)
+	urls, err := ParseURLs(cfg.URL)
+	if err != nil {
+		return nil, err
 	}
 	if err := cfg.Topology.validate(); err != nil {
 		return nil, err
@@ -163,6 +171,8 @@ func newConn(cfg Config) (*Conn, error) {
 	cctx, cancel := context.WithCancel(context.Background())
 	c := &Conn{
 		cfg:      cfg,
+		urls:     urls,
+		node:     redactURL(urls[0]),
 		log:      cfg.Logger.With("component", "broker", "conn", cfg.Name),
 		ctx:      cctx,
 		cancel:   cancel,
@@ -175,19 +185,20 @@ func newConn(cfg Config) (*Conn, error) {
 }
 
 // connectFirst dials until the first connection is made, declares
-// Config.Topology on it and installs it, or until ctx ends or the broker
-// refuses the login or the topology.
+// Config.Topology on it and installs it, or until ctx ends or a node
+// refuses the login or the topology (the nodes of a cluster share users
+// and definitions, so the others would refuse it too).
 func (c *Conn) connectFirst(ctx context.Context) (*session, error) {
 	var warned bool
 	var lastErr error // the last real failure, not the ctx ending mid-attempt
 	pace := pacer{cfg: c.cfg}
-	for attempt := 0; ; attempt++ {
-		conn, reached, err := c.dialOnce(ctx)
+	for round := 0; ; round++ {
+		conn, node, reached, err := c.dialRound(ctx, 0, true)
 		if err == nil {
-			s := c.newSession(conn, 1)
+			s := c.newSession(conn, 1, node)
 			if err = c.declareFirst(s); err == nil {
 				c.install(s)
-				c.log.Info("broker: connected", "url", redactURL(c.cfg.URL))
+				c.log.Info("broker: connected", "url", redactURL(c.urls[node]))
 				return s, nil
 			}
 			if !conn.IsClosed() {
@@ -195,31 +206,67 @@ func (c *Conn) connectFirst(ctx context.Context) (*session, error) {
 				return nil, err // refused: the same declaration will be refused again
 			}
 			c.drainDead(s) // lost while declaring: try again
+			reached = true
 		}
 		if ctx.Err() != nil {
-			return nil, dialCtxError(c.cfg.URL, ctx.Err(), lastErr)
+			return nil, c.dialCtxError(ctx.Err(), lastErr)
 		}
 		lastErr = err
 		if isFatalDialError(err) {
-			return nil, fmt.Errorf("broker: dial %s: %w", redactURL(c.cfg.URL), err)
+			return nil, fmt.Errorf("broker: dial %s: %w", redactURL(c.urls[node]), err)
 		}
 		if !warned {
-			c.log.Warn("broker: cannot connect yet, retrying", "url", redactURL(c.cfg.URL), "err", err)
+			c.log.Warn("broker: cannot connect yet, retrying", "url", c.describe(), "err", err)
 			warned = true
 		} else {
-			c.log.Debug("broker: dial attempt failed", "attempt", attempt+1, "err", err)
+			c.log.Debug("broker: dial round failed", "round", round+1, "err", err)
 		}
 		if serr := sleepCtx(ctx, pace.next(reached)); serr != nil {
-			return nil, dialCtxError(c.cfg.URL, serr, lastErr)
+			return nil, c.dialCtxError(serr, lastErr)
 		}
 	}
 }
 
-func dialCtxError(rawURL string, ctxErr, lastErr error) error {
-	if lastErr == nil {
-		return fmt.Errorf("broker: dial %s: %w", redactURL(rawURL), ctxErr)
+// dialRound tries each node once, in list order from node from, and
+// returns the first connection made and its node. A node that is down
+// costs a refused connect, so the next one is tried at once; the pacing
+// between rounds is the caller's (reached: whether any attempt got a TCP
+// connection, see pacer). With fatalStops a refused login ends the round
+// at once; otherwise the round goes on to the other nodes. err is the
+// last attempt's failure and node its node.
+func (c *Conn) dialRound(ctx context.Context, from int, fatalStops bool) (conn *amqp.Connection, node int, reached bool, err error) {
+	for k := range c.urls {
+		node = (from + k) % len(c.urls)
+		var r bool
+		conn, r, err = c.dialOnce(ctx, c.urls[node])
+		reached = reached || r
+		if err == nil {
+			return conn, node, reached, nil
+		}
+		if ctx.Err() != nil || (fatalStops && isFatalDialError(err)) {
+			return nil, node, reached, err
+		}
+		if len(c.urls) > 1 {
+			c.log.Debug("broker: node unreachable, trying the next", "url", redactURL(c.urls[node]), "err", err)
+		}
 	}
-	return fmt.Errorf("broker: dial %s: %w (last error: %v)", redactURL(rawURL), ctxErr, lastErr)
+	return nil, node, reached, err
+}
+
+// describe is the node list for logs, passwords hidden.
+func (c *Conn) describe() string {
+	r := make([]string, len(c.urls))
+	for i, u := range c.urls {
+		r[i] = redactURL(u)
+	}
+	return strings.Join(r, ";")
+}
+
+func (c *Conn) dialCtxError(ctxErr, lastErr error) error {
+	if lastErr == nil {
+		return fmt.Errorf("broker: dial %s: %w", c.describe(), ctxErr)
+	}
+	return fmt.Errorf("broker: dial %s: %w (last error: %v)", c.describe(), ctxErr, lastErr)
 }
 
 // isFatalDialError reports errors that no amount of retrying fixes: a
@@ -235,7 +282,7 @@ func isFatalDialError(err error) bool {
 // amqp091-go's handshake does not take a context, so cancellation is applied
 // as a socket deadline. reached reports whether the TCP connection was
 // made, which is what a failed attempt cost the broker (see pacer).
-func (c *Conn) dialOnce(ctx context.Context) (conn *amqp.Connection, reached bool, err error) {
+func (c *Conn) dialOnce(ctx context.Context, rawURL string) (conn *amqp.Connection, reached bool, err error) {
 	var (
 		mu      sync.Mutex
 		netConn net.Conn
@@ -269,7 +316,7 @@ func (c *Conn) dialOnce(ctx context.Context) (conn *amqp.Connection, reached boo
 			_ = netConn.SetDeadline(time.Unix(1, 0))
 		}
 	})
-	conn, err = amqp.DialConfig(c.cfg.URL, acfg)
+	conn, err = amqp.DialConfig(rawURL, acfg)
 	stop()
 	mu.Lock()
 	reached = netConn != nil
@@ -294,10 +341,11 @@ func (c *Conn) dialOnce(ctx context.Context) (conn *amqp.Connection, reached boo
 	return conn, reached, nil
 }
 
-func (c *Conn) newSession(conn *amqp.Connection, gen uint64) *session {
+func (c *Conn) newSession(conn *amqp.Connection, gen uint64, node int) *session {
 	return &session{
 		conn:   conn,
 		gen:    gen,
+		node:   node,
 		done:   make(chan struct{}),
 		closes: conn.NotifyClose(make(chan *amqp.Error, 1)),
 		blocks: conn.NotifyBlocked(make(chan amqp.Blocking, 8)),
@@ -309,7 +357,17 @@ func (c *Conn) install(s *session) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.sess = s
+	c.node = redactURL(c.urls[s.node])
 	close(c.ready)
+}
+
+// Node is the URL of the node the Conn is connected to, or was last (the
+// first of the list before any connection), password hidden: the one of
+// a cluster's nodes that logs and `celery inspect stats` name.
+func (c *Conn) Node() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.node
 }
 
 // markLost retires s: waiters block until the next install.
@@ -408,13 +466,13 @@ func (c *Conn) supervise(s *session) {
 			return
 		}
 		c.markLost(s)
-		c.log.Warn("broker: connection lost, reconnecting", "err", reason)
+		c.log.Warn("broker: connection lost, reconnecting", "url", redactURL(c.urls[s.node]), "err", reason)
 		start := time.Now()
-		next, attempts, err := c.reconnect(s.gen + 1)
+		next, attempts, err := c.reconnect(s)
 		if err != nil {
 			return
 		}
-		c.log.Info("broker: reconnected", "downtime", time.Since(start).Round(time.Millisecond), "attempts", attempts)
+		c.log.Info("broker: reconnected", "url", redactURL(c.urls[next.node]), "downtime", time.Since(start).Round(time.Millisecond), "attempts", attempts)
 		c.cfg.Metrics.reconnected()
 		c.notifyReconnect()
 		s = next
@@ -477,10 +535,14 @@ func (c *Conn) shutdownSession(s *session) {
 }
 
 // reconnect dials until it succeeds or the Conn closes, re-declares the
-// remembered topology and installs the new session. Attempts log at debug:
-// the loss and the recovery are each logged once by supervise.
-func (c *Conn) reconnect(gen uint64) (*session, int, error) {
+// remembered topology and installs the new session. It starts with the
+// node after lost's, round-robin as kombu fails over: lost's node has
+// just gone, and every other node of a cluster serves the same queues.
+// Attempts log at debug: the loss and the recovery are each logged once
+// by supervise.
+func (c *Conn) reconnect(lost *session) (*session, int, error) {
 	pace := pacer{cfg: c.cfg}
+	from := (lost.node + 1) % len(c.urls)
 	// A short first wait: a broker restart closes every client at once,
 	// and they should not all come back in the same millisecond.
 	wait := backoff(c.cfg.ReconnectMin, c.cfg.ReconnectMax, 0)
@@ -488,7 +550,7 @@ func (c *Conn) reconnect(gen uint64) (*session, int, error) {
 		if err := sleepCtx(c.ctx, wait); err != nil {
 			return nil, attempt, err
 		}
-		conn, reached, err := c.dialOnce(c.ctx)
+		conn, node, reached, err := c.dialRound(c.ctx, from, false)
 		if err != nil {
 			if c.ctx.Err() != nil {
 				return nil, attempt + 1, c.ctx.Err()
@@ -497,21 +559,23 @@ func (c *Conn) reconnect(gen uint64) (*session, int, error) {
 			wait = pace.next(reached)
 			continue
 		}
-		s := c.newSession(conn, gen)
+		s := c.newSession(conn, lost.gen+1, node)
 		c.topoMu.Lock()
 		errs := c.topo.declareAll(conn)
 		if conn.IsClosed() {
 			c.topoMu.Unlock()
-			c.log.Debug("broker: connection lost while re-declaring topology", "attempt", attempt+1)
+			c.log.Debug("broker: connection lost while re-declaring topology", "attempt", attempt+1, "url", redactURL(c.urls[node]))
 			c.drainDead(s)
+			from = (node + 1) % len(c.urls)
 			wait = pace.next(true)
 			continue
 		}
 		for _, err := range errs {
 			// The broker now refuses a declaration it accepted before
-			// (someone re-declared it differently). Everything else still
-			// works, so stay connected and say so loudly.
-			c.log.Error("broker: re-declaring topology after reconnect", "err", err)
+			// (someone re-declared it differently, or, in a cluster, a
+			// classic durable queue whose node is down). Everything else
+			// still works, so stay connected and say so loudly.
+			c.log.Error("broker: re-declaring topology after reconnect", "url", redactURL(c.urls[node]), "err", err)
 		}
 		c.mu.Lock()
 		closed := c.closed
@@ -609,13 +673,4 @@ func (c *Conn) Close() error {
 // counter, cheap enough for every publish.
 func (c *Conn) nextID() string {
 	return c.idPrefix + "-" + strconv.FormatUint(c.idSeq.Add(1), 36)
-}
-
-// redactURL hides the password for logs and errors.
-func redactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "<unparseable URL>"
-	}
-	return u.Redacted()
 }

@@ -139,8 +139,9 @@ func (c *Conn) Declare(ctx context.Context, t Topology) error {
 			c.topoMu.Unlock()
 			continue
 		}
-		err = c.topo.declare(s.conn, t, true)
+		down, err := c.topo.declare(s.conn, t, true)
 		c.topoMu.Unlock()
+		c.logDown(down)
 		if err != nil && s.lost() {
 			if err := c.awaitLoss(ctx, s); err != nil {
 				return fmt.Errorf("broker: declare: %w", err)
@@ -148,6 +149,14 @@ func (c *Conn) Declare(ctx context.Context, t Topology) error {
 			continue
 		}
 		return err
+	}
+}
+
+// logDown says which queues a declaration passed over because their node
+// is down.
+func (c *Conn) logDown(down []error) {
+	for _, err := range down {
+		c.log.Error("broker: queue unavailable, its cluster node is down; declared the rest", "err", err)
 	}
 }
 
@@ -254,11 +263,13 @@ func (t *topology) forgetQueue(name string) {
 
 // declare declares tp on a fresh channel of conn, stopping at the first
 // refusal (which closes the channel). With remember, every accepted
-// declaration is added to t.
-func (t *topology) declare(conn *amqp.Connection, tp Topology, remember bool) error {
+// declaration is added to t. A durable queue whose cluster node is down
+// is not a refusal (see queueDown): it is passed over with its bindings,
+// remembered all the same, and returned in down for the caller to log.
+func (t *topology) declare(conn *amqp.Connection, tp Topology, remember bool) (down []error, err error) {
 	ch, err := conn.Channel()
 	if err != nil {
-		return fmt.Errorf("broker: declare: open channel: %w", err)
+		return nil, fmt.Errorf("broker: declare: open channel: %w", err)
 	}
 	defer func() {
 		if !ch.IsClosed() {
@@ -267,29 +278,50 @@ func (t *topology) declare(conn *amqp.Connection, tp Topology, remember bool) er
 	}()
 	for _, x := range tp.Exchanges {
 		if err := declareExchange(ch, x); err != nil {
-			return err
+			return down, err
 		}
 		if remember {
 			t.rememberExchange(x)
 		}
 	}
+	isDown := map[string]bool{}
 	for _, q := range tp.Queues {
 		if err := declareQueue(ch, q); err != nil {
-			return err
+			if !queueDown(err) {
+				return down, err
+			}
+			down, isDown[q.Name] = append(down, err), true
+			if ch, err = conn.Channel(); err != nil {
+				return down, fmt.Errorf("broker: declare: open channel: %w", err)
+			}
 		}
 		if remember {
 			t.rememberQueue(q)
 		}
 	}
 	for _, b := range tp.Bindings {
-		if err := declareBinding(ch, b); err != nil {
-			return err
+		if !isDown[b.Queue] {
+			if err := declareBinding(ch, b); err != nil {
+				return down, err
+			}
 		}
 		if remember {
 			t.rememberBinding(b)
 		}
 	}
-	return nil
+	return down, nil
+}
+
+// queueDown reports a queue declaration refused with 404 NOT_FOUND. A
+// declaration creates a queue that does not exist, so RabbitMQ says this
+// only of a durable classic queue that exists on a cluster node that is
+// down ("home node ... is down or inaccessible"). Retrying cannot fix it
+// until that node is back, but nothing else depends on it: failing a
+// worker's or web tier's start for it would make that node a single point
+// of failure for every restart.
+func queueDown(err error) bool {
+	var de *DeclareError
+	return errors.As(err, &de) && de.Kind == "queue" && de.Code == amqp.NotFound
 }
 
 // declareAll re-declares everything remembered after a reconnect. Unlike

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -135,5 +136,25 @@ func TestPurgeAndDeleteQueue(t *testing.T) {
 	}
 	if err := c.Publish(testCtx(t, 5*time.Second), "", "scratch", text("x")); !errors.Is(err, ErrUnroutable) {
 		t.Fatalf("Publish to the deleted queue = %v, want ErrUnroutable", err)
+	}
+}
+
+// Only a queue declaration answered 404 is a queue whose node is down;
+// everything else the broker refuses stays a refusal.
+func TestQueueDown(t *testing.T) {
+	for _, tt := range []struct {
+		err  error
+		down bool
+	}{
+		{&DeclareError{Kind: "queue", Name: "renderfarm.dead", Code: amqp.NotFound}, true},
+		{fmt.Errorf("wrapped: %w", &DeclareError{Kind: "queue", Code: amqp.NotFound}), true},
+		{&DeclareError{Kind: "queue", Code: amqp.PreconditionFailed}, false},
+		{&DeclareError{Kind: "binding", Code: amqp.NotFound}, false}, // its exchange is missing
+		{&DeclareError{Kind: "exchange", Code: amqp.NotFound}, false},
+		{errors.New("connection closed"), false},
+	} {
+		if got := queueDown(tt.err); got != tt.down {
+			t.Errorf("queueDown(%v) = %v, want %v", tt.err, got, tt.down)
+		}
 	}
 }

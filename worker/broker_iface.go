@@ -19,3 +19,7 @@ type Broker interface {
 	Declare(ctx context.Context, t broker.Topology) error
 	Consume(ctx context.Context, opts broker.ConsumeOptions) (<-chan *broker.Delivery, error)
 }
+
+// nodeNamer is a Broker that knows which node of a cluster it is connected
+// to (*broker.Conn's Node: a URL, password hidden).
+type nodeNamer interface{ Node() string }

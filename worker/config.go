@@ -55,6 +55,8 @@ type Config struct {
 	Version string
 	// BrokerURL is the AMQP URL the worker's connection uses; celery
 	// inspect stats reports its host, port and vhost (never the password).
+	// A connection that names its node (*broker.Conn, which may be on
+	// any node of a cluster) is asked instead.
 	BrokerURL string
 	// Registry gets the worker's metrics (tasks by outcome, queue wait,
 	// slots, redeliveries, dead letters); nil: none.

@@ -224,7 +224,7 @@ func (s *controlServer) stats() map[string]any {
 		"clock":          fmt.Sprint(rt.st.clock.forward()),
 		"uptime":         int(time.Since(rt.st.start).Seconds()),
 		"pool":           map[string]any{"implementation": "renderfarm:goroutines", "max-concurrency": rt.cfg.Concurrency, "processes": []int{os.Getpid()}, "max-tasks-per-child": "N/A", "put-guarded-by-semaphore": false, "timeouts": []int{0, 0}},
-		"broker":         brokerStats(rt.cfg.BrokerURL),
+		"broker":         brokerStats(s.brokerURL()),
 		"prefetch_count": rt.cfg.Prefetch,
 		"rusage": map[string]any{
 			"utime": tv(ru.Utime), "stime": tv(ru.Stime), "maxrss": ru.Maxrss, "ixrss": ru.Ixrss, "idrss": ru.Idrss,
@@ -284,6 +284,15 @@ func nilIfEmpty(m map[string]any) any {
 		return nil
 	}
 	return m
+}
+
+// brokerURL is the node the worker is connected to: of a cluster's
+// nodes, the one it reached last, not the first listed.
+func (s *controlServer) brokerURL() string {
+	if n, ok := s.rt.conn.(nodeNamer); ok {
+		return n.Node()
+	}
+	return s.rt.cfg.BrokerURL
 }
 
 // brokerStats is stats' "broker" entry in kombu's shape, from the URL the

@@ -362,7 +362,7 @@ func dialDLQ(c *cli.Context) (*broker.Conn, error) {
 	defer cancel()
 	conn, err := broker.Dial(ctx, broker.Config{URL: c.String("broker"), Name: "renderfarm dlq", Logger: log})
 	if err != nil {
-		return nil, fmt.Errorf("connecting to the broker: %w", err)
+		return nil, dialError(err)
 	}
 	return conn, nil
 }

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 
+	"github.com/renderfarm/renderfarm/broker"
 	"github.com/renderfarm/renderfarm/broker/celery"
 	"github.com/renderfarm/renderfarm/storage"
 	"github.com/urfave/cli/v2"
@@ -17,7 +19,16 @@ import (
 
 func brokerFlag() cli.Flag {
 	return &cli.StringFlag{Name: "broker", EnvVars: []string{"RENDERFARM_BROKER_URL"}, Value: "amqp://guest:guest@127.0.0.1:5672//",
-		Usage: "AMQP URL of RabbitMQ, with its vhost"}
+		Usage: "AMQP URL of RabbitMQ, with its vhost; for a cluster, its nodes' URLs separated by ';' as in Celery's broker_url (amqp://u:p@mq1//;amqp://u:p@mq2//), tried in turn"}
+}
+
+// dialError is how a command reports that it could not connect to the
+// broker: a --broker that cannot be read is a usage error.
+func dialError(err error) error {
+	if errors.Is(err, broker.ErrBadURL) {
+		return cli.Exit("--broker: "+err.Error(), exitUsage)
+	}
+	return fmt.Errorf("connecting to the broker: %w", err)
 }
 
 func logLevelFlag() cli.Flag {

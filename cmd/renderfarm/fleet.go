@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/renderfarm/renderfarm/broker"
@@ -36,7 +35,7 @@ func dialFleet(c *cli.Context, name string) (*broker.Conn, error) {
 	defer cancel()
 	conn, err := broker.Dial(ctx, broker.Config{URL: c.String("broker"), Name: name, Logger: log})
 	if err != nil {
-		return nil, fmt.Errorf("connecting to the broker: %w", err)
+		return nil, dialError(err)
 	}
 	return conn, nil
 }

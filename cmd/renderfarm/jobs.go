@@ -42,7 +42,7 @@ func dialPublisher(c *cli.Context, name string) (*publisher, error) {
 	conn, err := broker.Dial(c.Context, broker.Config{URL: c.String("broker"), Name: name, Logger: log,
 		Topology: qs[0].Topology(c.String("dead-letter-exchange"))})
 	if err != nil {
-		return nil, fmt.Errorf("connecting to the broker: %w", err)
+		return nil, dialError(err)
 	}
 	p := &publisher{conn: conn}
 	p.exchange, p.key = qs[0].Route()

@@ -120,7 +120,7 @@ func runWorker(c *cli.Context) error {
 	}
 	conn, err := broker.Dial(warm, broker.Config{URL: c.String("broker"), Name: cfg.Hostname, Logger: log, Metrics: broker.NewMetrics(registry)})
 	if err != nil {
-		return fmt.Errorf("connecting to the broker: %w", err)
+		return dialError(err)
 	}
 	defer conn.Close()
 	reg := worker.NewRegistry()

@@ -19,10 +19,6 @@ const PythonCelery = "/usr/bin/python3"
 // id, result or exc_type/exc_message.
 func SendTask(t testing.TB, amqpURL, task string, args []any, kwargs any, timeoutSec int) map[string]any {
 	t.Helper()
-	root, err := repoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
 	kw, err := json.Marshal(kwargs)
 	if err != nil {
 		t.Fatal(err)
@@ -34,8 +30,21 @@ func SendTask(t testing.TB, amqpURL, task string, args []any, kwargs any, timeou
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(PythonCelery, filepath.Join(root, "worker", "testdata", "celery_client.py"),
-		amqpURL, "send", task, string(a), string(kw), "{}", strconv.Itoa(timeoutSec))
+	return CeleryClient(t, amqpURL, "send", task, string(a), string(kw), "{}", strconv.Itoa(timeoutSec))
+}
+
+// CeleryClient runs one command of the stock Python Celery client
+// (worker/testdata/celery_client.py: send, inspect METHOD, control ...)
+// against amqpURL, which may list a cluster's nodes as broker_url does,
+// and returns the JSON object it printed.
+func CeleryClient(t testing.TB, amqpURL, command string, args ...string) map[string]any {
+	t.Helper()
+	root, err := repoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(PythonCelery, append([]string{filepath.Join(root, "worker", "testdata", "celery_client.py"),
+		amqpURL, command}, args...)...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"os/user"
@@ -28,6 +29,16 @@ type Node struct {
 // the rabbitmq user, so the directories are made world-traversable and
 // owned by that user; otherwise the node silently never starts.
 func PrivateRabbitMQ(t testing.TB, port int) *Node {
+	t.Helper()
+	n := newNode(t, port)
+	n.Start(t)
+	return n
+}
+
+// newNode prepares a private node (name, directories, environment) and
+// arranges for it to be stopped and its directories deleted when the test
+// ends. It does not start it.
+func newNode(t testing.TB, port int) *Node {
 	t.Helper()
 	if os.Getenv(SkipEnv) == "1" {
 		t.Skipf("%s=1: skipping a test that needs a private RabbitMQ node", SkipEnv)
@@ -66,6 +77,8 @@ func PrivateRabbitMQ(t testing.TB, port int) *Node {
 			"RABBITMQ_PID_FILE="+filepath.Join(dir, "pid"),
 			"RABBITMQ_ENABLED_PLUGINS_FILE="+filepath.Join(dir, "enabled_plugins"),
 			"ERL_EPMD_ADDRESS=127.0.0.1",
+			// The Erlang distribution (clustering) on loopback too.
+			"RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS=-kernel inet_dist_use_interface {127,0,0,1}",
 			"RABBITMQ_CTL_ERL_ARGS=-kernel inet_dist_use_interface {127,0,0,1}",
 		),
 	}
@@ -73,20 +86,37 @@ func PrivateRabbitMQ(t testing.TB, port int) *Node {
 		_, _ = n.ctl("stop")
 		_ = os.RemoveAll(dir)
 	})
-	n.Start(t)
 	return n
+}
+
+// stopStale stops a node of this name left by a run killed before its
+// cleanup: it would keep the name and ports. Its Erlang distribution port
+// tells, since a node killed while joining a cluster has its AMQP port
+// closed (stop_app) but the node, and its name, alive. Only for a caller
+// that knows no other test process uses the port.
+func (n *Node) stopStale(port int) {
+	if c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(port+20000), time.Second); err == nil {
+		c.Close()
+		_, _ = n.ctl("stop")
+	}
 }
 
 // Start starts the node (again, with the same directories: durable queues
 // and their messages come back) and waits until it serves.
 func (n *Node) Start(t testing.TB) {
 	t.Helper()
+	if err := n.start(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (n *Node) start() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "rabbitmq-server", "-detached")
 	cmd.Env = n.env
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("testenv: starting %s: %v\n%s", n.Name, err, out)
+		return fmt.Errorf("testenv: starting %s: %w\n%s", n.Name, err, out)
 	}
 	// -detached returns before the node has registered with epmd, and
 	// await_startup fails at once on a node it cannot see yet: poll.
@@ -94,10 +124,10 @@ func (n *Node) Start(t testing.TB) {
 	for {
 		out, err := n.ctl("await_startup", "--timeout", "60")
 		if err == nil {
-			return
+			return nil
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("testenv: %s did not start: %v\n%s", n.Name, err, out)
+			return fmt.Errorf("testenv: %s did not start: %w\n%s", n.Name, err, out)
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
@@ -110,6 +140,17 @@ func (n *Node) Stop(t testing.TB) {
 	if out, err := n.ctl("stop"); err != nil {
 		t.Fatalf("testenv: stopping %s: %v\n%s", n.Name, err, out)
 	}
+}
+
+// Ctl runs `rabbitmqctl -q -n NODE args...` and returns its output; any
+// failure fails the test.
+func (n *Node) Ctl(t testing.TB, args ...string) string {
+	t.Helper()
+	out, err := n.ctl(args...)
+	if err != nil {
+		t.Fatalf("testenv: rabbitmqctl -n %s %v: %v\n%s", n.Name, args, err, out)
+	}
+	return out
 }
 
 func (n *Node) ctl(args ...string) (string, error) {
