@@ -300,8 +300,9 @@ fl_pass() {
     [[ -n ${SHRINK[$k]:-} ]] || { log "no shrink recorded for $k"; return 1; }
     pairs+=("${SHRINK[$k]}" "$f")
   done
+  # Not a pipe: timed must run in this shell to set PASS_*.
   # shellcheck disable=SC2016  # "$@" is for the child bash to expand
-  printf '%s\0' "${pairs[@]}" | timed fl xargs -0 -P "$CORES" -n $((2 * BATCH)) bash -c 'fl_batch "$@"' fl_batch
+  timed fl xargs -0 -P "$CORES" -n $((2 * BATCH)) bash -c 'fl_batch "$@"' fl_batch < <(printf '%s\0' "${pairs[@]}")
 }
 
 # outputs_ok EXPECTED: the pass wrote at least that many files.
