@@ -44,7 +44,8 @@ fuzz:
 	$(GO) test ./broker/celery -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZ_FAST)
 	$(GO) test ./storage -run '^$$' -fuzz '^FuzzParseLocation$$' -fuzztime $(FUZZ_FAST)
 
-# Side by side with vipsthumbnail on real photos; prints medians and ratios.
+# Side by side with vipsthumbnail, Pillow and the djpeg decode floor on real
+# photos; prints medians and ratios, output bytes and SSIM.
 bench: build
 	bash tools/bench/bench.sh
 
@@ -53,8 +54,8 @@ bench: build
 bench-worker: setup
 	bash tools/bench/worker.sh
 
-# The render task end to end (RabbitMQ, one worker, versitygw) against the
-# in-process engine on the same photos.
+# The render task end to end (RabbitMQ, one worker, versitygw) against a
+# Celery + Pillow + boto3 worker and the in-process engine on the same photos.
 bench-e2e: build
 	bash tools/bench/e2e.sh
 

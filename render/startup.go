@@ -26,6 +26,15 @@ func start(vipsThreads int) {
 		// glibc gives each thread its own arena; with libvips' many
 		// short-lived buffers that fragments into RSS that never returns.
 		C.mallopt(C.M_ARENA_MAX, 2)
+		// Keep freed image buffers in the heap rather than handing them
+		// back to the kernel at every free: profiled (docs/performance.md),
+		// a quarter of a render's CPU went to page faults and zeroing as
+		// each decode and resize buffer was unmapped and faulted in again.
+		// trimMemory still returns it all whenever the engine goes idle;
+		// buffers past 32 MiB (large decodes) are still mapped and unmapped
+		// on their own.
+		C.mallopt(C.M_MMAP_THRESHOLD, 32<<20)
+		C.mallopt(C.M_TRIM_THRESHOLD, 256<<20)
 		vips.LoggingSettings(nil, vips.LogLevelError)
 		// Every field set on purpose: zero means "libvips default" here, not
 		// zero (see the libvips notes).

@@ -16,6 +16,10 @@ PKGS=(
   shellcheck                             # the scripts inside deploy/cloud-init, in deploy's tests
   prometheus                             # promtool for deploy/prometheus, in deploy's tests
   systemd                                # `systemd-analyze verify` for deploy/systemd, in deploy's tests
+  libjpeg-turbo-progs                    # djpeg: the JPEG decode floor in `make bench`
+  python3-pil                            # Pillow, the peer in `make bench` and `make bench-e2e`
+  python3-boto3                          # the Celery + Pillow peer worker's S3 client in `make bench-e2e`
+  linux-perf                             # profiling the engine into libvips (docs/performance.md)
 )
 VERSITYGW_VERSION=v1.8.0
 

@@ -1,16 +1,34 @@
 #!/usr/bin/env bash
 # bench.sh is `make bench`: renderfarm's render engine side by side with
-# libvips' own vipsthumbnail, in one run, on real photographs.
+# libvips' own vipsthumbnail, with Pillow (the stack a Python team would
+# run) and with the floor the hardware allows (libjpeg-turbo's own decode at
+# the same DCT scale), in one run, on real photographs.
 #
 # Usage: tools/bench/bench.sh            (or `make bench`)
 #   BENCH_ROUNDS=N   rounds, medians are quoted over them (default 5)
-#   BENCH_REPEAT=N   copies of the corpus per pass (default 4: a pass lasts
-#                    seconds, so process start-up and tail effects stay small)
+#   BENCH_REPEAT=N   copies of the corpus per pass (default 2: a pass lasts
+#                    seconds, so process start-up and tail effects stay small,
+#                    and 5 rounds of 11 passes stay within about 10 minutes)
 #   BENCH_QUICK=1    smoke run: 1 round, corpus x1
 #   BENCH_VT_CONCURRENCY=N  libvips threads per vipsthumbnail process
 #                    (default 1: the parallelism is one process per core)
 #   BENCH_RENDERFARM=PATH  time this renderfarm binary instead of building
 #                    bin/renderfarm (e.g. to compare two builds)
+#
+# Workloads: (a) one 512x512 JPEG Q80; (b) 1600/800/200/64 px JPEG Q80;
+# (c) the built-in `gallery` recipe (64/200/800/1600 px wide, webp and jpeg).
+# Contenders:
+#   renderfarm  `renderfarm render`, one process, slots = cores
+#   vipsthumbnail  one process per core, files batched ((a) and (b) only)
+#   Pillow      tools/bench/pillow_peer.py under /usr/bin/python3 (Debian's
+#               python3-pil): draft(), decode once, cascade, one process per
+#               core; the same variant JSON and recipes.yaml
+#   floor       `djpeg -scale 1/N -outfile /dev/null`, N the shrink-on-load
+#               renderfarm chose for that file and workload (read from its
+#               --json in the warm-up), one process per core: the decode
+#               alone, which every contender must do
+# Output bytes and SSIM against a reference downscale (tools/bench/quality,
+# one routine for every side) are measured on the warm-up's outputs.
 #
 # The machine is shared and noisy, so contenders alternate within each round
 # and the table quotes medians. Targets are printed as markers only: a slow
@@ -24,7 +42,7 @@ cd "$ROOT"
 
 CORES=$(nproc)
 ROUNDS=${BENCH_ROUNDS:-5}
-REPEAT=${BENCH_REPEAT:-4}
+REPEAT=${BENCH_REPEAT:-2}
 if [[ ${BENCH_QUICK:-0} == 1 ]]; then ROUNDS=1 REPEAT=1; fi
 VT_CONCURRENCY=${BENCH_VT_CONCURRENCY:-1}
 BATCH=8                    # files per vipsthumbnail process
@@ -40,6 +58,9 @@ die() { log "error: $*"; exit 1; }
 if ! command -v vipsthumbnail >/dev/null || ! command -v vipsheader >/dev/null; then
   die "libvips-tools is missing (scripts/setup.sh installs it)"
 fi
+command -v djpeg >/dev/null || die "djpeg is missing (scripts/setup.sh installs libjpeg-turbo-progs)"
+PY=/usr/bin/python3 # Debian's, with python3-pil; the first python3 on PATH may lack it
+"$PY" -c 'import PIL, yaml' 2>/dev/null || die "Pillow is missing (scripts/setup.sh installs python3-pil)"
 
 # Everything this run makes outside the cache, or half-made inside it.
 CLEAN=()
@@ -165,6 +186,12 @@ variant() { # KEY SIZE
 RF_A=(--variant "$(variant a 512)")
 RF_B=()
 for s in "${SIZES_B[@]}"; do RF_B+=(--variant "$(variant "w$s" "$s")"); done
+RF_C=(--recipe gallery)
+# Variant flags per workload: renderfarm and the Pillow peer take the same.
+flags_for() { case $1 in a) FLAGS=("${RF_A[@]}") ;; b) FLAGS=("${RF_B[@]}") ;; c) FLAGS=("${RF_C[@]}") ;; esac }
+
+log "building tools/bench/quality"
+go build -o "$WORK/benchquality" ./tools/bench/quality || die "cannot build tools/bench/quality"
 
 # ---- one pass of each contender ------------------------------------------
 # Each sets PASS_T (wall seconds), PASS_CPU (user + system seconds of all
@@ -173,20 +200,28 @@ for s in "${SIZES_B[@]}"; do RF_B+=(--variant "$(variant "w$s" "$s")"); done
 # beside wall time because other tenants' load inflates wall time far more.
 OUT=$WORK/out
 
-# rf_pass a|b FILES...
-rf_pass() {
-  local mode=$1 t0 t1 rc=0
+# timed NAME CMD...: runs CMD (stdin passed through) under GNU time, its
+# stdout in $WORK/NAME.json and stderr in NAME.err, and sets PASS_T,
+# PASS_RSS and PASS_CPU. GNU time counts the CPU of every child CMD reaped.
+timed() {
+  local name=$1 t0 t1 rc=0
   shift
-  local -a flags=("${RF_A[@]}")
-  [[ $mode == b ]] && flags=("${RF_B[@]}")
-  rm -rf "$OUT" && mkdir -p "$OUT"
   t0=$EPOCHREALTIME
-  /usr/bin/time -f '%M %U %S' -o "$WORK/rf.rss" \
-    "$RF" render --out "$OUT" --json "${flags[@]}" "$@" >"$WORK/rf.json" 2>"$WORK/rf.err" || rc=$?
+  /usr/bin/time -f '%M %U %S' -o "$WORK/$name.rss" "$@" >"$WORK/$name.json" 2>"$WORK/$name.err" || rc=$?
   t1=$EPOCHREALTIME
   PASS_T=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
-  read -r PASS_RSS PASS_CPU < <(tail -n1 "$WORK/rf.rss" | awk '{ print $1, $2 + $3 }')
+  # GNU time adds a text line when a command fails; keep the numbers.
+  read -r PASS_RSS PASS_CPU < <(grep -E '^[0-9]+ [0-9.]+ [0-9.]+$' "$WORK/$name.rss" | awk '{ print $1, $2 + $3 }')
   return "$rc"
+}
+
+# rf_pass a|b|c FILES...
+rf_pass() {
+  local mode=$1
+  shift
+  flags_for "$mode"
+  rm -rf "$OUT" && mkdir -p "$OUT"
+  timed rf "$RF" render --out "$OUT" --json "${FLAGS[@]}" "$@"
 }
 
 # Runs inside each xargs child: one vipsthumbnail per size over one batch.
@@ -223,69 +258,154 @@ vt_pass() {
   return "$rc"
 }
 
+# pil_pass a|b|c FILES...: the Pillow peer, one process per core.
+pil_pass() {
+  local mode=$1
+  shift
+  flags_for "$mode"
+  rm -rf "$OUT" && mkdir -p "$OUT"
+  timed pil "$PY" tools/bench/pillow_peer.py --out "$OUT" --procs "$CORES" "${FLAGS[@]}" "$@"
+}
+
+# The decode floor's DCT scale for each file and workload: the shrink
+# renderfarm chose, from its --json, keyed "mode/<index>_<name>" (the copy
+# prefix stripped, so every copy of a photo shares its warm-up's entry).
+declare -A SHRINK
+record_shrinks() { # MODE, after a renderfarm pass
+  local mode=$1 shrink src
+  while IFS=$'\t' read -r shrink src; do
+    src=${src##*/}
+    SHRINK[$mode/${src#c*_}]=$shrink
+  done < <(jq -r '.files[] | "\(.result.shrink)\t\(.source)"' "$WORK/rf.json")
+}
+
+# Runs inside each xargs child: djpeg over pairs of SCALE FILE.
+# shellcheck disable=SC2317  # called through xargs
+fl_batch() {
+  while (($# >= 2)); do
+    djpeg -scale "1/$1" -outfile /dev/null "$2" || return 255
+    shift 2
+  done
+}
+export -f fl_batch
+
+# fl_pass a|b|c FILES...: the decode floor, one process per core.
+fl_pass() {
+  local mode=$1 f k
+  shift
+  local -a pairs=()
+  for f in "$@"; do
+    k=${f##*/}
+    k=$mode/${k#c*_}
+    [[ -n ${SHRINK[$k]:-} ]] || { log "no shrink recorded for $k"; return 1; }
+    pairs+=("${SHRINK[$k]}" "$f")
+  done
+  # Not a pipe: timed must run in this shell to set PASS_*.
+  # shellcheck disable=SC2016  # "$@" is for the child bash to expand
+  timed fl xargs -0 -P "$CORES" -n $((2 * BATCH)) bash -c 'fl_batch "$@"' fl_batch < <(printf '%s\0' "${pairs[@]}")
+}
+
 # outputs_ok EXPECTED: the pass wrote at least that many files.
 outputs_ok() {
   local want=$1
   (($(find "$OUT" -type f | wc -l) >= want))
 }
 
-nsizes() { if [[ $1 == a ]]; then echo 1; else echo "${#SIZES_B[@]}"; fi; }
+nsizes() { case $1 in a) echo 1 ;; b) echo "${#SIZES_B[@]}" ;; c) echo 8 ;; esac; }
+MODES=(a b c)
+# contenders MODE: who runs that workload (vipsthumbnail has no recipes;
+# the floor needs renderfarm's shrinks).
+contenders() {
+  local -a who=()
+  ((have_rf)) && who+=(rf)
+  [[ $1 != c ]] && who+=(vt)
+  ((have_rf)) && who+=(fl)
+  who+=(pil)
+  echo "${who[@]}"
+}
+run_pass() { # CONTENDER MODE FILES...
+  local c=$1
+  shift
+  case $c in rf) rf_pass "$@" ;; vt) vt_pass "$@" ;; fl) fl_pass "$@" ;; pil) pil_pass "$@" ;; esac
+}
 
-# Warm the page cache and check both contenders work before timing anything.
+# Warm the page cache and check every contender works before timing
+# anything; the warm-up's outputs (the corpus once) are what bytes and SSIM
+# are measured on, off the clock.
 log "warm-up"
-for mode in a b; do
-  vt_pass "$mode" "${WARM[@]}" || die "vipsthumbnail failed in warm-up ($mode)"
-  outputs_ok "$((${#WARM[@]} * $(nsizes "$mode")))" || die "vipsthumbnail wrote too few files ($mode)"
-  if ((have_rf)); then
-    if ! rf_pass "$mode" "${WARM[@]}"; then
-      have_rf=0 rf_note="${RF#"$ROOT"/} render failed in warm-up; vipsthumbnail only"
-      tail -n 15 "$WORK/rf.err" >&2
-    elif ! outputs_ok "$((${#WARM[@]} * $(nsizes "$mode")))"; then
-      log "warning: renderfarm wrote $(find "$OUT" -type f | wc -l) files for" \
+declare -A QUAL # "contender/mode/format" -> "bytes ssim_mean ssim_min"
+for mode in "${MODES[@]}"; do
+  qual_dirs=()
+  for c in $(contenders "$mode"); do
+    if [[ $c == rf ]]; then
+      if ! rf_pass "$mode" "${WARM[@]}"; then
+        have_rf=0 rf_note="${RF#"$ROOT"/} render failed in warm-up; vipsthumbnail and Pillow only"
+        tail -n 15 "$WORK/rf.err" >&2
+        continue
+      fi
+      record_shrinks "$mode"
+    else
+      run_pass "$c" "$mode" "${WARM[@]}" || die "$c failed in warm-up ($mode)"
+    fi
+    [[ $c == fl ]] && continue
+    if ! outputs_ok "$((${#WARM[@]} * $(nsizes "$mode")))"; then
+      log "warning: $c wrote $(find "$OUT" -type f | wc -l) files for" \
         "$((${#WARM[@]} * $(nsizes "$mode"))) expected ($mode)"
     fi
-  fi
+    mv "$OUT" "$WORK/q-$c-$mode"
+    qual_dirs+=("$c=$WORK/q-$c-$mode")
+  done
+  "$WORK/benchquality" -src "$WORK/warm" "${qual_dirs[@]}" >"$WORK/quality-$mode.json" ||
+    die "scoring the warm-up's outputs failed ($mode)"
+  while read -r c f bytes mean mn; do
+    QUAL[$c/$mode/$f]="$bytes $mean $mn"
+  done < <(jq -r '"\(.contender) \(.format) \(.bytes) \(.ssim_mean) \(.ssim_min)"' "$WORK/quality-$mode.json")
+  rm -rf "$WORK"/q-*-"$mode"
 done
 [[ -n $rf_note ]] && log "$rf_note"
 
 # ---- rounds ---------------------------------------------------------------
 # Keyed "contender/mode"; values are space-separated, one per round.
-declare -A T CPU RSS RSS_SUM LAST RATIO COST
-declare -A NAME=([rf]=renderfarm [vt]=vipsthumbnail)
+declare -A T CPU RSS RSS_SUM LAST LAST_CPU RATIO COST
+declare -A NAME=([rf]=renderfarm [vt]=vipsthumbnail [fl]="djpeg floor" [pil]=Pillow)
 div() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
 rate() { awk -v n="$N" -v t="$1" -v c="$CORES" 'BEGIN { printf "%.2f", n / t / c }'; }
 mib() { awk -v k="$1" 'BEGIN { printf "%.0f", k / 1024 }'; }
 
 for ((r = 1; r <= ROUNDS; r++)); do
-  # Alternate who goes first, so drift in the machine's load hits both alike.
-  order=(vt rf)
-  ((r % 2)) && order=(rf vt)
-  ((have_rf)) || order=(vt)
-  for mode in a b; do
+  for mode in "${MODES[@]}"; do
+    # Rotate who goes first, so drift in the machine's load hits all alike.
+    read -r -a order <<<"$(contenders "$mode")"
+    k=$(((r - 1) % ${#order[@]}))
+    order=("${order[@]:k}" "${order[@]:0:k}")
     for c in "${order[@]}"; do
-      if [[ $c == rf ]]; then
-        rf_pass "$mode" "${SRC[@]}" || { tail -n 15 "$WORK/rf.err" >&2; die "renderfarm failed (round $r, $mode)"; }
-        RSS_SUM[$c/$mode]+=" $PASS_RSS"
-      else
-        vt_pass "$mode" "${SRC[@]}" || die "vipsthumbnail failed (round $r, $mode)"
-        RSS_SUM[$c/$mode]+=" $PASS_RSS_SUM"
-      fi
+      run_pass "$c" "$mode" "${SRC[@]}" || {
+        tail -n 15 "$WORK/$c.err" >&2 2>/dev/null || true
+        die "${NAME[$c]} failed (round $r, $mode)"
+      }
+      if [[ $c == vt ]]; then RSS_SUM[$c/$mode]+=" $PASS_RSS_SUM"; else RSS_SUM[$c/$mode]+=" $PASS_RSS"; fi
       T[$c/$mode]+=" $PASS_T"
       CPU[$c/$mode]+=" $PASS_CPU"
       LAST[$c/$mode]=$PASS_T
+      LAST_CPU[$c/$mode]=$PASS_CPU
       RSS[$c/$mode]+=" $PASS_RSS"
       log "round $r/$ROUNDS ($mode) ${NAME[$c]}: ${PASS_T}s, $(rate "$PASS_T") img/s/core," \
         "CPU ${PASS_CPU}s, peak RSS $(mib "$PASS_RSS") MiB"
     done
   done
   # Ratios are taken within a round, where the passes ran back to back under
-  # about the same load, and the table quotes their medians.
+  # about the same load, and the tables quote their medians. Wall-time
+  # ratios compare throughput; the floor is compared by CPU time too.
   COST[vt]+=" $(div "${LAST[vt/b]}" "${LAST[vt/a]}")"
-  if ((have_rf)); then
-    RATIO[a]+=" $(div "${LAST[vt/a]}" "${LAST[rf/a]}")"
-    RATIO[b]+=" $(div "${LAST[vt/b]}" "${LAST[rf/b]}")"
-    COST[rf]+=" $(div "${LAST[rf/b]}" "${LAST[rf/a]}")"
-  fi
+  for mode in "${MODES[@]}"; do
+    ((have_rf)) || continue
+    RATIO[pil/fl/$mode]+=" $(div "${LAST_CPU[pil/$mode]}" "${LAST_CPU[fl/$mode]}")"
+    [[ $mode != c ]] && RATIO[$mode]+=" $(div "${LAST[vt/$mode]}" "${LAST[rf/$mode]}")"
+    RATIO[rf/pil/$mode]+=" $(div "${LAST[pil/$mode]}" "${LAST[rf/$mode]}")"
+    RATIO[rf/fl/$mode]+=" $(div "${LAST_CPU[rf/$mode]}" "${LAST_CPU[fl/$mode]}")"
+    RATIO[rf/flw/$mode]+=" $(div "${LAST[rf/$mode]}" "${LAST[fl/$mode]}")"
+  done
+  ((have_rf)) && COST[rf]+=" $(div "${LAST[rf/b]}" "${LAST[rf/a]}")"
 done
 
 # ---- (c) memory -----------------------------------------------------------
@@ -379,3 +499,73 @@ echo
 echo "rf/vt: how many times renderfarm beats vipsthumbnail (> 1: renderfarm ahead)."
 echo "Wall-time ratios, rf/vt and (b)/(a), are medians of per-round ratios: each"
 echo "round's passes ran back to back under about the same load."
+
+# ---- renderfarm vs Pillow and the decode floor -------------------------------
+# qual C MODE FORMAT FIELD(1 bytes, 2 mean, 3 min)
+qual() {
+  local q=${QUAL[$1/$2/$3]:--}
+  awk -v q="$q" -v i="$4" 'BEGIN { if (q == "-") print "-"; else { split(q, a, " "); print a[i] } }'
+}
+kib() { awk -v b="$1" 'BEGIN { if (b == "-") print "-"; else printf "%.0f KiB", b / 1024 }'; }
+f4() { awk -v v="$1" 'BEGIN { if (v == "-") print "-"; else printf "%.4f", v }'; }
+row2() { printf '%-30s %11s %11s %11s %9s %9s %9s  %s\n' "$@" | sed 's/ *$//'; }
+echo
+echo "== renderfarm vs Pillow and the JPEG decode floor =="
+echo "Pillow:  $("$PY" -c 'import PIL; print(PIL.__version__)') (Debian python3-pil), tools/bench/pillow_peer.py: draft(), decode once,"
+echo "         cascade, LANCZOS reducing_gap 2, $CORES processes (multiprocessing), same quality and webp method"
+echo "floor:   $(djpeg -version 2>&1 | head -n1), djpeg -scale 1/N -outfile /dev/null, N = renderfarm's shrink-on-load"
+echo "         for that file and workload, $CORES processes: the decode every contender must do, and nothing else"
+echo "quality: bytes and SSIM (luma, 11x11 Gaussian) of the warm-up's outputs (corpus x1) against libvips'"
+echo "         Lanczos3 downscale of the full-size decode to the same size (tools/bench/quality)"
+if ((!have_rf)); then
+  echo "NOTE:    $rf_note; no floor (its scales come from renderfarm)"
+fi
+echo
+row2 "" renderfarm Pillow floor rf/Pil rf/floor Pil/floor target
+for mode in "${MODES[@]}"; do
+  case $mode in
+    a) echo "(a) 512x512 JPEG Q80" ;;
+    b) echo "(b) 1600, 800, 200, 64 px JPEG Q80" ;;
+    c) echo "(c) gallery recipe: 64, 200, 800, 1600 px wide, webp + jpeg" ;;
+  esac
+  rfr=- rfc=- flr=- flc=- r_pil=- r_fl=- r_flw=- r_pilfl=- tp="" tf=""
+  if ((have_rf)); then
+    rfr=$(rate "$(med "${T[rf/$mode]}")") rfc=$(cpu_ms "$(med "${CPU[rf/$mode]}")")
+    flr=$(rate "$(med "${T[fl/$mode]}")") flc=$(cpu_ms "$(med "${CPU[fl/$mode]}")")
+    r_pil=$(f2 "$(med "${RATIO[rf/pil/$mode]}")")
+    r_fl=$(f2 "$(med "${RATIO[rf/fl/$mode]}")") r_flw=$(f2 "$(med "${RATIO[rf/flw/$mode]}")")
+    r_pilfl=$(f2 "$(med "${RATIO[pil/fl/$mode]}")")
+    case $mode in
+      a) tp=">= 1.05 $(mark "$r_pil" '>=' 1.05)" tf="<= 1.15 $(mark "$r_fl" '<' 1.1501)" ;;
+      b) tp=">= 2.0 $(mark "$r_pil" '>=' 2.0)" tf="<= 1.6 $(mark "$r_fl" '<' 1.6001)" ;;
+      c) tp=">= 2.0 $(mark "$r_pil" '>=' 2.0)" ;;
+    esac
+  fi
+  row2 "  images/s per core" "$rfr" "$(rate "$(med "${T[pil/$mode]}")")" "$flr" "$r_pil" "$r_flw" "" "rf/Pil $tp"
+  row2 "  CPU time per image" "$rfc" "$(cpu_ms "$(med "${CPU[pil/$mode]}")")" "$flc" "" "$r_fl" "$r_pilfl" "${tf:+rf/floor (CPU) $tf}"
+  row2 "  peak RSS, largest process" "$( ((have_rf)) && echo "$(mib "$(med "${RSS[rf/$mode]}")") MiB" || echo -)" \
+    "$(mib "$(med "${RSS[pil/$mode]}")") MiB" "" "" "" "" ""
+  formats=(all)
+  [[ $mode == c ]] && formats=(webp jpeg all)
+  for f in "${formats[@]}"; do
+    rb=$(qual rf "$mode" "$f" 1) pb=$(qual pil "$mode" "$f" 1)
+    br=- note=""
+    [[ $rb != - && $pb != - ]] && br=$(f2 "$(div "$rb" "$pb")")
+    if [[ $mode == c && $f == all && $br != - ]]; then
+      note="bytes within 5%: $(awk -v r="$br" 'BEGIN { print (r <= 1.05) ? "ok" : "MISSED" }')"
+    fi
+    row2 "  output bytes ($f)" "$(kib "$rb")" "$(kib "$pb")" "" "$br" "" "" "$note"
+    rm=$(qual rf "$mode" "$f" 2) pm=$(qual pil "$mode" "$f" 2)
+    note=""
+    if [[ $mode == c && $f == all && $rm != - && $pm != - ]]; then
+      note="quality no worse: $(awk -v a="$rm" -v b="$pm" 'BEGIN { print (a >= b - 0.0005) ? "ok" : "MISSED" }')"
+    fi
+    row2 "  SSIM mean / min ($f)" "$(f4 "$rm")/$(f4 "$(qual rf "$mode" "$f" 3)" | cut -c2-)" \
+      "$(f4 "$pm")/$(f4 "$(qual pil "$mode" "$f" 3)" | cut -c2-)" "" "" "" "" "$note"
+  done
+done
+echo
+echo "rf/Pil: Pillow's wall time over renderfarm's, per round (> 1: renderfarm ahead); images/s"
+echo "rf/floor: renderfarm's CPU time over the floor's (CPU row) and wall time (images/s row);"
+echo "Pil/floor likewise for Pillow's CPU. SSIM: 1 is identical to the reference; \"no worse\""
+echo "allows 0.0005. vipsthumbnail's bytes and SSIM: $(qual vt a all 1) B / $(f4 "$(qual vt a all 2)") (a), $(qual vt b all 1) B / $(f4 "$(qual vt b all 2)") (b)."

@@ -1,31 +1,35 @@
 #!/usr/bin/env bash
-# bench-e2e.sh is `make bench-e2e`: renderfarm end to end (RabbitMQ -> one
-# worker -> S3 in and out) against the in-process engine on the same files,
-# in one run.
+# bench-e2e.sh is `make bench-e2e`: the render task end to end (RabbitMQ ->
+# one worker -> S3 in and out), renderfarm's worker against a Celery 5.2 +
+# Pillow + boto3 worker doing the same task, and against the in-process
+# engine on the same files, in one run.
 #
 #   BENCH_ROUNDS=N   rounds, medians reported (default 3; BENCH_QUICK=1: 1)
-#   BENCH_QUICK=1    one round
-#   BENCH_E2E_CONCURRENCY=C  pass --concurrency C to the worker (diagnostic;
-#                    default: the worker's own, one task per render slot)
+#   BENCH_QUICK=1    one round, corpus x2
+#   BENCH_E2E_CONCURRENCY=C  pass --concurrency C to renderfarm's worker
+#                    (diagnostic; default: the worker's own, one task per
+#                    render slot); the peer always runs -c <cores>
 #
+# The work: four JPEG variants of each source (1600, 800, 200, 64 px, fit
+# inside, Q80), the issue's end-to-end workload and `make bench`'s (b).
 # Setup: RabbitMQ (scripts/rabbitmq.sh) with a vhost of its own, versitygw
 # on a free loopback port with random keys over a temp dir, buckets bench-src
 # and bench-out, the JPEG photos of the bench corpus (tools/bench/bench.sh
-# fetches it) uploaded twice under distinct keys: 2 x 16 = 32 sources.
-# Each round, order alternating:
-#   engine  `renderfarm render --recipe default` of the same 32 files from
-#           local disk, one process, slots = cores; wall clock.
-#   e2e     32 renderfarm.render tasks (ignore_result, recipe default, dest
-#           s3://bench-out/<round>/<n>/) are queued, then ONE worker starts
-#           (concurrency = its default, one slot per core); timed from its
-#           start until the queue has nothing ready and all 32 job manifests
-#           are in the journal (the worker writes a task's manifest after its
-#           outputs and acks after that), polled every 50 ms (AMQP passive
-#           declare; S3 listing only once nothing is ready). rabbitmqctl
-#           then confirms, off the clock, that nothing is unacknowledged, and
-#           the worker gets SIGTERM (warm shutdown).
-# Afterwards (off the clock) every round must have 32 x 3 outputs in
-# bench-out. Worker start-up is inside the e2e figure.
+# fetches it) uploaded COPIES times under distinct keys.
+# Each round, order rotating:
+#   engine  `renderfarm render` of the same files from local disk, one
+#           process, slots = cores; wall clock.
+#   rf      renderfarm worker (one, concurrency its default) and
+#   peer    tools/bench/celery_peer.py under `celery worker -c <cores>`
+#           (prefork, acks late, prefetch 1), each driven by
+#           tools/bench/e2e_client.py, a real Celery client: the worker is
+#           started and waited for until it consumes, then one
+#           renderfarm.render task per source is sent (kwargs source +
+#           outputs, rpc:// results) and timed until ResultSet.join() has
+#           every result; each result is checked for the contract's shape.
+#           Worker start-up is outside the figure, for both.
+# Afterwards (off the clock) every round must have N x 4 outputs per worker
+# in bench-out, and renderfarm's N manifests in its journal.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -42,8 +46,18 @@ if [[ ${BENCH_QUICK:-0} == 1 ]]; then ROUNDS=1; fi
 # worker's start-up (about 0.2 s) is not a tenth of it.
 COPIES=${BENCH_COPIES:-4}
 if [[ ${BENCH_QUICK:-0} == 1 ]]; then COPIES=2; fi
-OUTPUTS=3 # the default recipe's variants
-TARGET=0.85
+OUTPUTS=4
+TARGET=0.85      # rf / engine
+PEER_TARGET=2.0  # rf / peer, per core
+PY=/usr/bin/python3 # Debian's, with python3-celery, -pil and -boto3
+"$PY" -c 'import celery, PIL, boto3' 2>/dev/null || die "python3-celery, python3-pil or python3-boto3 missing (scripts/setup.sh)"
+VARIANTS='['
+for s in 1600 800 200 64; do
+  VARIANTS+="{\"key\":\"w$s\",\"width\":$s,\"height\":$s,\"format\":\"jpeg\",\"quality\":80},"
+done
+VARIANTS=${VARIANTS%,}']'
+ENGINE_FLAGS=()
+while read -r v; do ENGINE_FLAGS+=(--variant "$v"); done < <(jq -c '.[]' <<<"$VARIANTS")
 
 
 export ERL_EPMD_ADDRESS=127.0.0.1
@@ -140,7 +154,7 @@ engine_pass() { # ROUND
   rm -rf "$out"
   mkdir -p "$out"
   # bash's time keyword: wall clock, and the process's user and system CPU.
-  t=$({ time "$RF" render --recipe default --quiet --json --out "$out" "${LOCAL[@]}" \
+  t=$({ time "$RF" render "${ENGINE_FLAGS[@]}" --quiet --json --out "$out" "${LOCAL[@]}" \
     >"$WORK/engine.json" 2>"$WORK/engine.err"; } 2>&1) || rc=$?
   ((rc == 0)) || die "renderfarm render failed: $(tail -n 5 "$WORK/engine.err")"
   local got
@@ -150,45 +164,63 @@ engine_pass() { # ROUND
   ENGINE_CPU=$(awk -v u="$u" -v s="$s" 'BEGIN { printf "%.2f", u + s }')
 }
 
-e2e_pass() { # ROUND
-  local r=$1 q="render.r$1"
-  "$BE" -mode publish -url "$URL" -queue "$q" -keys "$WORK/keys" -src bench-src -dest "s3://bench-out/$r/" >/dev/null ||
-    die "publishing round $r failed"
-  "$BE" -mode drain-wait -url "$URL" -vhost "$VHOST" -queue "$q" -n "$N" -bucket bench-out \
-    -journal "_jobs/$r/" -log "$WORK/worker-$r.log" -s3-pid "$S3PID" -- \
-    "$RF" worker --broker "$URL" --queues "$q" --metrics-listen "" --events=false --hostname "bench-e2e-$r@local" \
-    --journal "s3://bench-out/_jobs/$r/" --buckets bench-src,bench-out --s3-path-style \
-    --state-dir "$WORK/state-$r" --log-level warn ${BENCH_E2E_CONCURRENCY:+--concurrency "$BENCH_E2E_CONCURRENCY"} \
-    >"$WORK/drain.json" ||
-    die "end-to-end pass of round $r failed"
-  E2E_S=$(jget "$WORK/drain.json" seconds)
+# worker_pass SIDE ROUND: renderfarm's worker (rf) or the Celery peer
+# (peer) through tools/bench/e2e_client.py; leaves its JSON in
+# $WORK/SIDE.json.
+worker_pass() {
+  local side=$1 r=$2 q="render.$1.r$2"
+  local -a cmd
+  if [[ $side == rf ]]; then
+    # shellcheck disable=SC2054  # the comma is in an argument
+    cmd=("$RF" worker --broker "$URL" --queues "$q" --metrics-listen "" --events=false --hostname "bench-e2e-$r@local"
+      --journal "s3://bench-out/_jobs/$r/" --buckets bench-src,bench-out --s3-path-style
+      --state-dir "$WORK/state-$r" --log-level warn ${BENCH_E2E_CONCURRENCY:+--concurrency "$BENCH_E2E_CONCURRENCY"})
+  else
+    cmd=(env PEER_BROKER="$URL" PYTHONPATH="$ROOT/tools/bench" "$PY" -m celery -A celery_peer worker -c "$CORES"
+      -Q "$q" -n "peer-$r@local" --without-gossip --without-mingle --without-heartbeat --loglevel=WARNING)
+  fi
+  "$PY" tools/bench/e2e_client.py --broker "$URL" --queue "$q" --keys "$WORK/keys" --src bench-src \
+    --dest "s3://bench-out/$r/$side/" --variants "$VARIANTS" --log "$WORK/$side-$r.log" --s3-pid "$S3PID" \
+    -- "${cmd[@]}" >"$WORK/$side.json" || die "$side pass of round $r failed: $(tail -n 20 "$WORK/$side-$r.log")"
 }
+rf_pass() { worker_pass rf "$1"; }
+peer_pass() { worker_pass peer "$1"; }
 
 # Untimed warm-up: page cache, and a check that the engine works at all.
 log "warm-up (engine)"
 engine_pass 0
 
-declare -a S_ENGINE=() S_E2E=() S_RATIO=()
+declare -a S_ENGINE=() S_RF=() S_PEER=() S_RATIO=() S_PEER_RATIO=()
 log "$ROUNDS round(s) of $N images, $CORES cores"
 for ((r = 1; r <= ROUNDS; r++)); do
-  order=(engine e2e)
-  ((r % 2)) || order=(e2e engine)
+  order=(engine rf peer)
+  k=$(((r - 1) % 3))
+  order=("${order[@]:k}" "${order[@]:0:k}")
   for p in "${order[@]}"; do
     "${p}_pass" "$r"
+    [[ $p == engine ]] || cp "$WORK/$p.json" "$WORK/$p-$r.json"
   done
   eng=$(per_core "$ENGINE_S")
-  e2e=$(per_core "$E2E_S")
-  S_ENGINE+=("$eng") S_E2E+=("$e2e") S_RATIO+=("$(div "$e2e" "$eng")")
-  log "round $r/$ROUNDS: engine ${ENGINE_S}s ($eng img/s/core, CPU ${ENGINE_CPU}s), e2e $(f2 "$E2E_S")s ($e2e img/s/core," \
-    "consumer up $(f2 "$(jget "$WORK/drain.json" subscribe_s)")s, worker CPU $(f2 "$(jget "$WORK/drain.json" worker_cpu_s)")s," \
-    "versitygw CPU $(f2 "$(jget "$WORK/drain.json" s3_cpu_s)")s, stop $(f2 "$(jget "$WORK/drain.json" stop_s)")s," \
-    "$(jget "$WORK/drain.json" exit)), e2e/engine $(f2 "$(div "$e2e" "$eng")")x"
+  rf=$(per_core "$(jget "$WORK/rf.json" seconds)")
+  peer=$(per_core "$(jget "$WORK/peer.json" seconds)")
+  S_ENGINE+=("$eng") S_RF+=("$rf") S_PEER+=("$peer")
+  S_RATIO+=("$(div "$rf" "$eng")") S_PEER_RATIO+=("$(div "$rf" "$peer")")
+  for p in rf peer; do
+    j=$WORK/$p.json
+    log "round $r/$ROUNDS $p: $(f2 "$(jget "$j" seconds)")s ($(per_core "$(jget "$j" seconds)") img/s/core)," \
+      "worker CPU $(f2 "$(jget "$j" worker_cpu_s)")s (life), versitygw CPU $(f2 "$(jget "$j" s3_cpu_s)")s," \
+      "consumer up after $(f2 "$(jget "$j" subscribe_s)")s, outputs $(jget "$j" bytes) B"
+  done
+  log "round $r/$ROUNDS: engine ${ENGINE_S}s ($eng img/s/core, CPU ${ENGINE_CPU}s); rf/engine $(f2 "$(div "$rf" "$eng")")x," \
+    "rf/peer $(f2 "$(div "$rf" "$peer")")x"
 done
 
 # ---- verify (off the clock) ----------------------------------------------------
 for ((r = 1; r <= ROUNDS; r++)); do
-  "$BE" -mode verify -bucket bench-out -prefix "$r/" -want $((N * OUTPUTS)) >/dev/null ||
-    die "round $r: outputs missing in s3://bench-out/$r/"
+  for p in rf peer; do
+    "$BE" -mode verify -bucket bench-out -prefix "$r/$p/" -want $((N * OUTPUTS)) >/dev/null ||
+      die "round $r: outputs missing in s3://bench-out/$r/$p/"
+  done
   "$BE" -mode verify -bucket bench-out -prefix "_jobs/$r/" -want "$N" >/dev/null ||
     die "round $r: manifests missing in s3://bench-out/_jobs/$r/"
   "$BE" -mode timings -bucket bench-out -prefix "_jobs/$r/" >"$WORK/timings.json" || die "reading manifests of round $r"
@@ -197,12 +229,12 @@ for ((r = 1; r <= ROUNDS; r++)); do
     "$(jget "$t" attempts) attempts; summed over jobs: fetch $(f2 "$(jget "$t" fetch_s)")s," \
     "render $(f2 "$(jget "$t" render_s)")s, upload $(f2 "$(jget "$t" upload_s)")s, total $(f2 "$(jget "$t" total_s)")s;" \
     "first start to last finish $(f2 "$(jget "$t" span_s)")s"
-  if grep -qiE 'level=(warn|error)|"level":"(WARN|ERROR)"' "$WORK/worker-$r.log"; then
+  if grep -qiE 'level=(warn|error)|"level":"(WARN|ERROR)"' "$WORK/rf-$r.log"; then
     log "round $r: the worker logged warnings or errors:"
-    head -n 20 "$WORK/worker-$r.log" >&2
+    head -n 20 "$WORK/rf-$r.log" >&2
   fi
 done
-log "verified: $ROUNDS x $N x $OUTPUTS outputs and $ROUNDS x $N manifests in bench-out"
+log "verified: $ROUNDS x 2 x $N x $OUTPUTS outputs and $ROUNDS x $N manifests in bench-out"
 
 # ---- report --------------------------------------------------------------------
 median() {
@@ -210,14 +242,26 @@ median() {
     awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
 }
 m_eng=$(median "${S_ENGINE[@]}")
-m_e2e=$(median "${S_E2E[@]}")
+m_rf=$(median "${S_RF[@]}")
+m_peer=$(median "${S_PEER[@]}")
 m_ratio=$(median "${S_RATIO[@]}")
-mark=$(awk -v v="$m_ratio" -v t="$TARGET" 'BEGIN { print (v >= t) ? "ok" : "MISSED" }')
+m_peer_ratio=$(median "${S_PEER_RATIO[@]}")
+mark() { awk -v v="$1" -v t="$2" 'BEGIN { print (v >= t) ? "ok" : "MISSED" }'; }
+cpu_img() { # SIDE FIELD: median over rounds, ms per image
+  local r v=()
+  for ((r = 1; r <= ROUNDS; r++)); do v+=("$(jget "$WORK/$1-$r.json" "$2")"); done
+  awk -v s="$(median "${v[@]}")" -v n="$N" 'BEGIN { printf "%.0f ms", s * 1000 / n }'
+}
 echo
-echo "== renderfarm end to end (RabbitMQ + 1 worker + S3) vs in-process engine =="
-echo "machine: $CORES cores, load average $(cut -d' ' -f1-3 /proc/loadavg); $N sources (${#CORPUS[@]} JPEG photos x$COPIES), recipe default ($OUTPUTS outputs)"
-echo "rounds:  $ROUNDS, medians; per round: engine $(printf '%s ' "${S_ENGINE[@]}")| e2e $(printf '%s ' "${S_E2E[@]}")| ratio $(printf '%s ' "${S_RATIO[@]}")"
-printf '%-36s %12s\n' "" "img/s/core"
-printf '%-36s %12s\n' "in-process engine (render)" "$(f2 "$m_eng")"
-printf '%-36s %12s\n' "end to end (worker, S3 in/out)" "$(f2 "$m_e2e")"
-printf '%-36s %11sx  target >= %sx  %s\n' "ratio e2e / engine" "$(f2 "$m_ratio")" "$TARGET" "$mark"
+echo "== the render task end to end: renderfarm worker vs Celery + Pillow + boto3, and the in-process engine =="
+echo "machine: $CORES cores, load average $(cut -d' ' -f1-3 /proc/loadavg); $N sources (${#CORPUS[@]} JPEG photos x$COPIES),"
+echo "         4 JPEG variants (1600/800/200/64 px, Q80) each; RabbitMQ and versitygw on the same cores"
+echo "peer:    Celery $("$PY" -c 'import celery; print(celery.__version__)') prefork -c $CORES, Pillow $("$PY" -c 'import PIL; print(PIL.__version__)'), boto3 $("$PY" -c 'import boto3; print(boto3.__version__)') (tools/bench/celery_peer.py)"
+echo "rounds:  $ROUNDS, medians; img/s/core per round: engine $(printf '%s ' "${S_ENGINE[@]}")| rf $(printf '%s ' "${S_RF[@]}")| peer $(printf '%s ' "${S_PEER[@]}")"
+printf '%-44s %12s %16s %16s\n' "" "img/s/core" "worker CPU/img" "versitygw CPU/img"
+printf '%-44s %12s\n' "in-process engine (render, local files)" "$(f2 "$m_eng")"
+printf '%-44s %12s %16s %16s\n' "renderfarm worker (S3 in/out, rpc results)" "$(f2 "$m_rf")" "$(cpu_img rf worker_cpu_s)" "$(cpu_img rf s3_cpu_s)"
+printf '%-44s %12s %16s %16s\n' "Celery + Pillow + boto3 worker" "$(f2 "$m_peer")" "$(cpu_img peer worker_cpu_s)" "$(cpu_img peer s3_cpu_s)"
+printf '%-44s %11sx  target >= %sx  %s\n' "renderfarm worker / Celery peer, per core" "$(f2 "$m_peer_ratio")" "$PEER_TARGET" "$(mark "$m_peer_ratio" "$PEER_TARGET")"
+printf '%-44s %11sx  target >= %sx  %s\n' "renderfarm worker / in-process engine" "$(f2 "$m_ratio")" "$TARGET" "$(mark "$m_ratio" "$TARGET")"
+echo "Ratios are medians of per-round ratios. Worker CPU covers the worker's whole life (start-up included)."

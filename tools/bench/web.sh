@@ -255,6 +255,7 @@ row median "" "$(f0 "$(med raw/rate)")" "$(f0 "$(med web/rate)")" "$(f2 "$ratio"
   "$(f1 "$(med web/p99_ms)")" "$(f1 "$(med raw/p99_ms)")" "$(f1 "$(med web/p50_ms)")" "$(f1 "$(med raw/p50_ms)")"
 echo
 echo "web / raw, median of per-round ratios: $(f2 "$ratio")x   target >= ${TARGET}x   $(mark "$ratio" "$TARGET")"
+echo "          (the web tier's enqueue rate as a fraction of its ceiling here: raw publishing with confirms)"
 echo "CPU per 1000 requests (medians): web pass: web tier $(per1000 web/server_cpu_s)," \
   "load generator $(per1000 web/self_cpu_s), RabbitMQ $(per1000 web/broker_cpu_s);" \
   "raw pass: publisher $(per1000 raw/self_cpu_s), RabbitMQ $(per1000 raw/broker_cpu_s)"

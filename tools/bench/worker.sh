@@ -356,7 +356,8 @@ row "Go / Python, after the first delivery" "$(f2 "$(med ratio_steady)")x" "$(sp
 if ((BARE)); then
   row "bare consumer / Python, tasks/s" "$(f2 "$(med bare_of_py)")x" "$(spread bare_of_py %.2f)" \
     "ceiling for a worker acking each task"
-  row "Go / bare consumer, tasks/s" "$(f2 "$(med go_of_bare)")x" "$(spread go_of_bare %.2f)"
+  row "Go / bare consumer, tasks/s" "$(f2 "$(med go_of_bare)")x" "$(spread go_of_bare %.2f)" \
+    "the Go worker as a fraction of its ceiling on this machine"
 fi
 echo
 echo "Ratios: medians of per-round ratios (each round's passes ran back to back)."
