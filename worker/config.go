@@ -34,9 +34,11 @@ type Config struct {
 	// ShutdownGrace is how long a warm shutdown waits for running tasks.
 	ShutdownGrace time.Duration
 	// MaxStarts dead-letters a message whose handler has started this many
-	// times without finishing (each start killed its worker), so one poison
-	// message cannot crash worker after worker. Messages that were only
-	// prefetched by a worker that died are not charged. Without a Starts
+	// times after its first delivery without finishing (each start killed
+	// its worker), so one poison message cannot crash worker after worker:
+	// it kills MaxStarts+1, since first starts are not recorded (see
+	// priorStarts). Messages that were only prefetched by a worker that
+	// died are not charged. Without a Starts
 	// ledger (or with EarlyAck) deliveries are counted instead, which does
 	// charge them.
 	MaxStarts int

@@ -191,7 +191,7 @@ func (c *consumer) handle(d *broker.Delivery, q celery.Queue, stopping <-chan st
 		rt.st.move(r, rt.st.reserved, nil)
 		return
 	}
-	if c.countsStarts() {
+	if c.countsStarts() && r.counted {
 		c.recordStart(r)
 	}
 	c.run(r, reg, release)

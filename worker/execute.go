@@ -96,7 +96,7 @@ func (c *consumer) run(r *request, reg registered, release func()) {
 		c.success(r, o.v, runtime)
 	case errors.Is(o.err, errColdShutdown):
 		c.requeueStarted(r)
-		if c.countsStarts() {
+		if c.countsStarts() && r.counted {
 			c.endStart(r, true)
 		}
 		return
@@ -124,7 +124,7 @@ func (c *consumer) run(r *request, reg registered, release func()) {
 	if !r.acked {
 		c.settle(r, r.d.Ack())
 	}
-	if c.countsStarts() {
+	if c.countsStarts() && r.counted {
 		c.endStart(r, comesBack)
 	}
 }

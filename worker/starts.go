@@ -73,11 +73,18 @@ func mayHaveStarted(d *broker.Delivery) bool {
 // the limit is dead-lettered here (done). A message that started before
 // runs alone, so that if it kills this worker too, nothing else running
 // beside it is charged with a start it did not cause.
+//
+// Only the starts of a message that may have started before are recorded:
+// a first delivery's start costs no ledger write and no delete, which on
+// an S3 journal would be two requests, one of them inside the render
+// slot, on every task. A poison message's first start therefore goes
+// uncounted, and it kills MaxStarts+1 workers before it is dead-lettered.
 func (c *consumer) priorStarts(r *request) (done bool) {
 	r.key = startKey(r.msg)
 	if !mayHaveStarted(r.d) {
 		return false
 	}
+	r.counted = true
 	ctx, cancel := context.WithTimeout(context.Background(), ledgerWait)
 	defer cancel()
 	n, err := c.rt.cfg.Starts.Starts(ctx, r.key)
@@ -89,7 +96,7 @@ func (c *consumer) priorStarts(r *request) (done bool) {
 	}
 	r.prior, r.alone = n, n > 0
 	if limit := c.rt.cfg.MaxStarts; n >= limit {
-		reason := fmt.Sprintf("started %d times without finishing (its worker died each time), the limit is %d", n, limit)
+		reason := fmt.Sprintf("started %d times after its first delivery without finishing (its worker died each time), the limit is %d", n, limit)
 		if c.poison(r.d, r.queue, reason, r.msg) {
 			c.clearStarts(r)
 		}

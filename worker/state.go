@@ -21,11 +21,13 @@ type request struct {
 	acked    bool
 	cancel   context.CancelCauseFunc // set while the handler runs
 
-	// The start ledger's view (countsStarts): key, the starts recorded
-	// before this delivery, and whether it must run alone.
-	key   string
-	prior int
-	alone bool
+	// The start ledger's view (countsStarts): key, whether this start is
+	// recorded (the message may have started before), the starts
+	// recorded before it, and whether it must run alone.
+	key     string
+	counted bool
+	prior   int
+	alone   bool
 }
 
 // state is what the duties share: the Lamport clock, the requests the

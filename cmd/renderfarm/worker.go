@@ -47,7 +47,7 @@ instance is being retired (a spot notice, an auto-scaling termination):
 			&cli.BoolFlag{Name: "track-started", EnvVars: []string{"RENDERFARM_TRACK_STARTED"}, Usage: "store a STARTED state when a task starts"},
 			&cli.DurationFlag{Name: "shutdown-grace", EnvVars: []string{"RENDERFARM_SHUTDOWN_GRACE"}, Value: 30 * time.Second, Usage: "how long a warm shutdown waits for running tasks"},
 			&cli.IntFlag{Name: "max-starts", Aliases: []string{"max-redeliveries"}, EnvVars: []string{"RENDERFARM_MAX_STARTS", "RENDERFARM_MAX_REDELIVERIES"}, Value: 5,
-				Usage: "dead-letter a task whose handler started this often without finishing (it killed its worker each time); counted in the journal"},
+				Usage: "dead-letter a task whose handler started this often after its first delivery without finishing (it killed its worker each time); counted in the journal"},
 			&cli.StringFlag{Name: "state-dir", EnvVars: []string{"RENDERFARM_STATE_DIR"}, Value: "/var/lib/renderfarm", Usage: "directory for the worker's persisted state (revoked task ids)"},
 			&cli.StringFlag{Name: "metrics-listen", EnvVars: []string{"RENDERFARM_METRICS_LISTEN"}, Value: ":9180", Usage: "address to serve /metrics, /healthz and /readyz on (no token; \"\" turns it off)"},
 			&cli.BoolFlag{Name: "test-tasks", EnvVars: []string{"RENDERFARM_TEST_TASKS"}, Hidden: true, Usage: "register renderfarm.test.* tasks"},
