@@ -53,10 +53,12 @@ func secs(d time.Duration) string {
 	return fmt.Sprintf("%.1f s", d.Seconds())
 }
 
-// midBatch deploys a farm of two workers, posts the batch and returns once
-// a fifth of it has started.
-func midBatch(t *testing.T, name string) (*farm, []string) {
+// midBatch deploys a farm of two workers, posts the batch (one task in
+// fileEvery writing to the file root, none when 0) and returns once a
+// fifth of it has started.
+func midBatch(t *testing.T, name string, fileEvery int) (*farm, []string) {
 	f := newFarm(t, name, 2)
+	f.fileEvery = fileEvery
 	ids, _ := f.send(0, batch)
 	f.waitExecutions(batch/5, 3*time.Minute)
 	return f, ids
@@ -73,11 +75,13 @@ func (f *farm) signalWorker(sig syscall.Signal) *testenv.Process {
 
 // SIGKILL one of two workers mid-batch: its unacked deliveries go back to
 // the queue and the other worker renders them; only the renders it had
-// running may run twice.
+// running may run twice. A quarter of the tasks write file:// outputs, to
+// check what a kill leaves on disk.
 func scenarioSIGKILL(t *testing.T) {
+	const fileEvery = 4
 	r := &row{Scenario: "SIGKILL one of two workers mid-batch"}
 	defer finish(t, r)
-	f, ids := midBatch(t, "sigkill")
+	f, ids := midBatch(t, "sigkill", fileEvery)
 	from := f.executions()
 	f.signalWorker(syscall.SIGKILL)
 	t0 := time.Now()
@@ -87,6 +91,22 @@ func scenarioSIGKILL(t *testing.T) {
 	checkCommon(t, r)
 	if r.Executions > r.Sent+concurrency {
 		t.Errorf("%d executions for %d tasks: more than the killed worker's %d running renders ran twice", r.Executions, r.Sent, concurrency)
+	}
+	// A file:// output is written to a dot-prefixed temporary file in its
+	// directory and renamed over the target, so a finished write leaves
+	// none and a failed one removes its own. Only a SIGKILL between create
+	// and rename leaves one behind, and a render writes its outputs one at
+	// a time: at most one per render running on the killed worker. The
+	// retry writes the output itself, which outcome has decoded above.
+	temps, outputs := f.fileOutputs()
+	fileTasks := (batch + fileEvery - 1) / fileEvery
+	r.Notes += fmt.Sprintf("%d tasks wrote %d file:// outputs; %d temporary files left (at most %d allowed: the killed worker's running renders). ",
+		fileTasks, outputs, len(temps), concurrency)
+	if outputs != fileTasks*outputsPerTask {
+		t.Errorf("%d files under the file root, want the %d outputs of %d tasks", outputs, fileTasks*outputsPerTask, fileTasks)
+	}
+	if len(temps) > concurrency {
+		t.Errorf("%d temporary files left under the file root, more than the %d renders the SIGKILL caught: %v", len(temps), concurrency, temps)
 	}
 }
 
@@ -182,7 +202,7 @@ func scenarioBrokerDown(t *testing.T) {
 func scenarioS3Down(t *testing.T) {
 	r := &row{Scenario: "S3 server down 30 s mid-batch"}
 	defer finish(t, r)
-	f, ids := midBatch(t, "s3-down")
+	f, ids := midBatch(t, "s3-down", 0)
 	f.s3Proxy.Cut()
 	time.Sleep(30 * time.Second)
 	f.s3Proxy.Restore()
@@ -217,7 +237,7 @@ func (f *farm) okPuts() int { return f.countLines(`msg="storage put"`, "err=<nil
 func scenarioSIGTERM(t *testing.T) {
 	r := &row{Scenario: "SIGTERM one of two workers mid-batch"}
 	defer finish(t, r)
-	f, ids := midBatch(t, "sigterm")
+	f, ids := midBatch(t, "sigterm", 0)
 	victim := f.signalWorker(syscall.SIGTERM)
 	t0 := time.Now()
 	select {
