@@ -19,6 +19,14 @@ const PythonCelery = "/usr/bin/python3"
 // id, result or exc_type/exc_message.
 func SendTask(t testing.TB, amqpURL, task string, args []any, kwargs any, timeoutSec int) map[string]any {
 	t.Helper()
+	return SendTaskWith(t, amqpURL, task, args, kwargs, nil, timeoutSec)
+}
+
+// SendTaskWith is SendTask with send_task's options (queue, countdown,
+// expires_in, eta_in, ...), e.g. {"queue": "renders"} for a worker that
+// does not consume Celery's default queue.
+func SendTaskWith(t testing.TB, amqpURL, task string, args []any, kwargs any, options map[string]any, timeoutSec int) map[string]any {
+	t.Helper()
 	kw, err := json.Marshal(kwargs)
 	if err != nil {
 		t.Fatal(err)
@@ -30,7 +38,14 @@ func SendTask(t testing.TB, amqpURL, task string, args []any, kwargs any, timeou
 	if err != nil {
 		t.Fatal(err)
 	}
-	return CeleryClient(t, amqpURL, "send", task, string(a), string(kw), "{}", strconv.Itoa(timeoutSec))
+	if options == nil {
+		options = map[string]any{}
+	}
+	o, err := json.Marshal(options)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return CeleryClient(t, amqpURL, "send", task, string(a), string(kw), string(o), strconv.Itoa(timeoutSec))
 }
 
 // CeleryClient runs one command of the stock Python Celery client

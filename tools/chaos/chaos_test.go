@@ -16,9 +16,11 @@ import (
 	_ "image/jpeg"
 	_ "image/png"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -107,8 +109,12 @@ type farm struct {
 	token   string
 	workers []*testenv.Process
 	sources []string // task i renders sources[i % len]
-	args    []string
-	env     []string
+	// files is the workers' and web tier's --file-root; with fileEvery > 0
+	// every fileEvery-th task writes its outputs there instead of to S3.
+	files     string
+	fileEvery int
+	args      []string
+	env       []string
 
 	rssMu   sync.Mutex
 	peakRSS int64 // KiB, VmHWM over the workers
@@ -120,7 +126,7 @@ type farm struct {
 func newFarm(t *testing.T, name string, workers int, workerArgs ...string) *farm {
 	n := privateNode(t)
 	f := &farm{t: t, name: name, queue: "chaos-" + name, token: "chaos-token-0123456789abcdef", ours: map[*testenv.Process]bool{},
-		sources: []string{"s3://uploads/photo.jpg"}}
+		sources: []string{"s3://uploads/photo.jpg"}, files: t.TempDir()}
 	f.s3 = testenv.S3(t, false)
 	f.s3.CreateBucket(t, "uploads")
 	f.s3.CreateBucket(t, "renders")
@@ -133,7 +139,7 @@ func newFarm(t *testing.T, name string, workers int, workerArgs ...string) *farm
 		}
 		f.env = append(f.env, kv)
 	}
-	common := []string{"--journal", "s3://renders/_jobs/", "--buckets", "uploads,renders", "--s3-path-style"}
+	common := []string{"--journal", "s3://renders/_jobs/", "--buckets", "uploads,renders", "--s3-path-style", "--file-root", f.files}
 	f.args = append(append([]string{"--queues", f.queue, "--concurrency", "2", "--prefetch", "4", "--log-level", "debug", "--shutdown-grace", "30s"}, common...), workerArgs...)
 	for range workers {
 		f.startWorker()
@@ -230,9 +236,13 @@ func procStatus(pid int, field string) int64 {
 }
 
 // request is task i's render: four outputs of its source, keyed by
-// scenario and index so every task writes its own.
+// scenario and index so every task writes its own, in S3 or, one task in
+// fileEvery, under the file root.
 func (f *farm) request(i int) map[string]any {
 	dest := fmt.Sprintf("s3://renders/%s/%d/", f.name, i)
+	if f.fileEvery > 0 && i%f.fileEvery == 0 {
+		dest = fmt.Sprintf("file://%s/%s/%d/", f.files, f.name, i)
+	}
 	return map[string]any{"source": f.sources[i%len(f.sources)], "outputs": []any{
 		map[string]any{"key": dest + "a.jpg", "width": 160},
 		map[string]any{"key": dest + "b.webp", "width": 320, "format": "webp"},
@@ -439,6 +449,29 @@ func (f *farm) manifest(id string) *job.Manifest {
 	return &m
 }
 
+// fileOutputs lists the temporary files of storage's atomic writes
+// (".NAME.tmp-RANDOM", storage/file.go writeAtomic) left under the file
+// root, and counts the other files there: the outputs.
+func (f *farm) fileOutputs() (temps []string, outputs int) {
+	err := filepath.WalkDir(f.files, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		switch {
+		case d.IsDir():
+		case strings.HasPrefix(d.Name(), ".") && strings.Contains(d.Name(), ".tmp-"):
+			temps = append(temps, path)
+		default:
+			outputs++
+		}
+		return nil
+	})
+	if err != nil {
+		f.t.Errorf("walking the file root: %v", err)
+	}
+	return temps, outputs
+}
+
 func (f *farm) countManifests() int {
 	n := 0
 	p := s3.NewListObjectsV2Paginator(f.s3c, &s3.ListObjectsV2Input{Bucket: aws.String("renders"), Prefix: aws.String("_jobs/")})
@@ -457,8 +490,18 @@ func (f *farm) countManifests() int {
 	return n
 }
 
-// decodes reports whether the output at key is a whole image.
+// decodes reports whether the output at key (s3://renders/ or file://)
+// is a whole image.
 func (f *farm) decodes(key string) bool {
+	if path, ok := strings.CutPrefix(key, "file://"); ok {
+		file, err := os.Open(path)
+		if err != nil {
+			return false
+		}
+		defer file.Close()
+		_, _, err = image.Decode(file)
+		return err == nil
+	}
 	k := strings.TrimPrefix(key, "s3://renders/")
 	out, err := f.s3c.GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String("renders"), Key: aws.String(k)})
 	if err != nil {

@@ -3,18 +3,23 @@
 package chaos
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/renderfarm/renderfarm/internal/testenv"
+	"github.com/renderfarm/renderfarm/job"
 )
 
 const (
@@ -53,10 +58,12 @@ func secs(d time.Duration) string {
 	return fmt.Sprintf("%.1f s", d.Seconds())
 }
 
-// midBatch deploys a farm of two workers, posts the batch and returns once
-// a fifth of it has started.
-func midBatch(t *testing.T, name string) (*farm, []string) {
+// midBatch deploys a farm of two workers, posts the batch (one task in
+// fileEvery writing to the file root, none when 0) and returns once a
+// fifth of it has started.
+func midBatch(t *testing.T, name string, fileEvery int) (*farm, []string) {
 	f := newFarm(t, name, 2)
+	f.fileEvery = fileEvery
 	ids, _ := f.send(0, batch)
 	f.waitExecutions(batch/5, 3*time.Minute)
 	return f, ids
@@ -73,11 +80,13 @@ func (f *farm) signalWorker(sig syscall.Signal) *testenv.Process {
 
 // SIGKILL one of two workers mid-batch: its unacked deliveries go back to
 // the queue and the other worker renders them; only the renders it had
-// running may run twice.
+// running may run twice. A quarter of the tasks write file:// outputs, to
+// check what a kill leaves on disk.
 func scenarioSIGKILL(t *testing.T) {
+	const fileEvery = 4
 	r := &row{Scenario: "SIGKILL one of two workers mid-batch"}
 	defer finish(t, r)
-	f, ids := midBatch(t, "sigkill")
+	f, ids := midBatch(t, "sigkill", fileEvery)
 	from := f.executions()
 	f.signalWorker(syscall.SIGKILL)
 	t0 := time.Now()
@@ -87,6 +96,22 @@ func scenarioSIGKILL(t *testing.T) {
 	checkCommon(t, r)
 	if r.Executions > r.Sent+concurrency {
 		t.Errorf("%d executions for %d tasks: more than the killed worker's %d running renders ran twice", r.Executions, r.Sent, concurrency)
+	}
+	// A file:// output is written to a dot-prefixed temporary file in its
+	// directory and renamed over the target, so a finished write leaves
+	// none and a failed one removes its own. Only a SIGKILL between create
+	// and rename leaves one behind, and a render writes its outputs one at
+	// a time: at most one per render running on the killed worker. The
+	// retry writes the output itself, which outcome has decoded above.
+	temps, outputs := f.fileOutputs()
+	fileTasks := (batch + fileEvery - 1) / fileEvery
+	r.Notes += fmt.Sprintf("%d tasks wrote %d file:// outputs; %d temporary files left (at most %d allowed: the killed worker's running renders). ",
+		fileTasks, outputs, len(temps), concurrency)
+	if outputs != fileTasks*outputsPerTask {
+		t.Errorf("%d files under the file root, want the %d outputs of %d tasks", outputs, fileTasks*outputsPerTask, fileTasks)
+	}
+	if len(temps) > concurrency {
+		t.Errorf("%d temporary files left under the file root, more than the %d renders the SIGKILL caught: %v", len(temps), concurrency, temps)
 	}
 }
 
@@ -182,7 +207,7 @@ func scenarioBrokerDown(t *testing.T) {
 func scenarioS3Down(t *testing.T) {
 	r := &row{Scenario: "S3 server down 30 s mid-batch"}
 	defer finish(t, r)
-	f, ids := midBatch(t, "s3-down")
+	f, ids := midBatch(t, "s3-down", 0)
 	f.s3Proxy.Cut()
 	time.Sleep(30 * time.Second)
 	f.s3Proxy.Restore()
@@ -217,7 +242,7 @@ func (f *farm) okPuts() int { return f.countLines(`msg="storage put"`, "err=<nil
 func scenarioSIGTERM(t *testing.T) {
 	r := &row{Scenario: "SIGTERM one of two workers mid-batch"}
 	defer finish(t, r)
-	f, ids := midBatch(t, "sigterm")
+	f, ids := midBatch(t, "sigterm", 0)
 	victim := f.signalWorker(syscall.SIGTERM)
 	t0 := time.Now()
 	select {
@@ -291,12 +316,14 @@ func (f *farm) rawChannel() *amqp.Channel {
 	return ch
 }
 
-// Malformed messages and hostile images: zero crashes, and each ends as a
+// Malformed messages and hostile input: zero crashes, and each ends as a
 // FAILURE manifest or a dead-letter record with a reason. The malformed
 // messages are published on the wire as a broken client would; the
-// hostile images go through the web tier like any upload.
+// hostile images go through the web tier like any upload, and through the
+// stock Python Celery client with hostile paths, malformed requests and
+// an unknown task name (celeryHostile).
 func scenarioPoison(t *testing.T) {
-	r := &row{Scenario: "malformed messages and hostile images"}
+	r := &row{Scenario: "malformed messages and hostile input (raw AMQP, web tier, Celery client)"}
 	defer finish(t, r)
 	f := newFarm(t, "poison", 2)
 	ch := f.rawChannel()
@@ -323,7 +350,8 @@ func scenarioPoison(t *testing.T) {
 		f.sources = append(f.sources, "s3://uploads/"+name)
 	}
 	ids, _ := f.send(0, len(hostile))
-	r.Sent = len(malformed) + len(ids)
+	celeryDead, celeryRenderErrors, celeryOK := f.celeryHostile()
+	r.Sent = len(malformed) + len(ids) + len(celeryHostile(f))
 	// Malformed requests to the web tier are refused before anything is
 	// published: 400 with the field at fault.
 	badHTTP := []any{
@@ -348,9 +376,11 @@ func scenarioPoison(t *testing.T) {
 		}
 	}
 	r.Notes += fmt.Sprintf("%d/%d malformed HTTP requests refused with 400. ", refused, len(badHTTP))
+	r.Notes += fmt.Sprintf("%d hostile tasks through the Python Celery client: %d answered RenderError FAILURE with the expected code (and dead-lettered), %d NotRegistered. ",
+		len(celeryHostile(f)), celeryRenderErrors, celeryOK)
 
 	// Dead-letter records of this scenario's queue, with their reasons.
-	want := len(malformed) + len(ids) // every permanent failure is dead-lettered too
+	want := len(malformed) + len(ids) + celeryDead // every permanent failure is dead-lettered too
 	var reasons []string
 	for deadline := time.Now().Add(2 * time.Minute); len(reasons) < want && time.Now().Before(deadline); {
 		d, ok, err := ch.Get("renderfarm.dead", false)
@@ -382,18 +412,114 @@ func scenarioPoison(t *testing.T) {
 			t.Errorf("task %s: manifest %+v, want FAILURE with an error code", id, m)
 		}
 	}
-	r.Completed = len(reasons)
+	// Completed: ended as a dead-letter record with a reason, or (an
+	// unknown task, rejected without one) as a FAILURE its client received.
+	r.Completed = len(reasons) + celeryOK
 	r.Lost = max(0, want-len(reasons))
 	r.Executions = f.executions()
 	f.outcomeCrashes(r)
 	r.Recovery = "n/a"
-	r.Notes += fmt.Sprintf("completed = dead-letter records with a reason (%d of %d); %d FAILURE manifests with codes %v. ", len(reasons), want, failures, codes)
+	r.Notes += fmt.Sprintf("completed = dead-letter records with a reason (%d of %d) + Celery FAILUREs not dead-lettered (%d); %d FAILURE manifests with codes %v. ",
+		len(reasons), want, celeryOK, failures, codes)
 	if r.Lost != 0 {
 		t.Errorf("%d of %d messages left no dead-letter record", r.Lost, want)
 	}
 	if r.Crashes != 0 {
 		t.Errorf("%d worker crashes", r.Crashes)
 	}
+}
+
+// hostileTask is what a buggy or hostile Python app may send through the
+// stock Celery client, and the FAILURE its client must receive.
+type hostileTask struct {
+	name    string
+	task    string
+	args    []any
+	kwargs  map[string]any
+	excType string
+	// code starts a RenderError's message ("code: detail"); for another
+	// exception, text its message must contain.
+	code string
+	// deadLetter: the worker also records it in renderfarm.dead (every
+	// render that fails for good); an unknown task is only rejected.
+	deadLetter bool
+}
+
+// celeryHostile are the hostile tasks of the poison scenario: hostile
+// images from the web tier's corpus (uploaded by then), paths outside the
+// file root and into the journal, malformed request shapes, and a task
+// name no worker knows.
+func celeryHostile(f *farm) []hostileTask {
+	out := func(key string) []any { return []any{map[string]any{"key": key, "width": 64}} }
+	dest := "s3://renders/poison/celery/"
+	render := func(name string, kwargs map[string]any, code string) hostileTask {
+		return hostileTask{name: name, task: job.TaskName, kwargs: kwargs, excType: "RenderError", code: code, deadLetter: true}
+	}
+	return []hostileTask{
+		render("corrupt image", map[string]any{"source": "s3://uploads/corrupt.png", "outputs": out(dest + "corrupt.jpg")}, "corrupt_image"),
+		render("truncated image", map[string]any{"source": "s3://uploads/truncated.jpg", "outputs": out(dest + "truncated.jpg")}, "corrupt_image"),
+		render("image bomb", map[string]any{"source": "s3://uploads/bomb.png", "outputs": out(dest + "bomb.jpg")}, "too_many_pixels"),
+		render("source outside the file root", map[string]any{"source": "file:///etc/passwd", "outputs": out(dest + "passwd.jpg")}, "forbidden"),
+		render("output escaping the file root", map[string]any{"source": "s3://uploads/photo.jpg", "outputs": out("file://" + f.files + "/../escape.jpg")}, "invalid_location"),
+		render("output through a symlink out of the file root", map[string]any{"source": "s3://uploads/photo.jpg", "outputs": out("file://" + f.files + "/elsewhere/escape.jpg")}, "forbidden"),
+		render("output into the journal", map[string]any{"source": "s3://uploads/photo.jpg", "outputs": out("s3://renders/_jobs/evil.jpg")}, "forbidden"),
+		{name: "two positional arguments", task: job.TaskName, args: []any{"s3://uploads/photo.jpg", dest}, excType: "RenderError", code: "invalid_request", deadLetter: true},
+		render("source a number, outputs a string", map[string]any{"source": 5, "outputs": "all"}, "invalid_request"),
+		{name: "unknown task name", task: "renderfarm.no_such_task", kwargs: map[string]any{}, excType: "NotRegistered", code: "renderfarm.no_such_task"},
+	}
+}
+
+// celeryHostile sends the hostile tasks through the Python Celery client,
+// all at once, and checks the FAILURE each client received. It returns
+// how many the worker must also dead-letter, how many of those got the
+// right FAILURE, and how many ended as the right FAILURE alone.
+func (f *farm) celeryHostile() (deadLetters, deadLetterFailures, failureOnly int) {
+	tasks := celeryHostile(f)
+	// A link inside the root to a directory outside it, as a careless
+	// deploy may leave: the path is the root's, the write must not be.
+	outside := f.t.TempDir()
+	if err := os.Symlink(outside, filepath.Join(f.files, "elsewhere")); err != nil {
+		f.t.Fatal(err)
+	}
+	results := make([]map[string]any, len(tasks))
+	var wg sync.WaitGroup
+	for i, h := range tasks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i] = testenv.SendTaskWith(f.t, privateNode(f.t).URL, h.task, h.args, h.kwargs, map[string]any{"queue": f.queue}, 120)
+		}()
+	}
+	wg.Wait()
+	for i, h := range tasks {
+		if h.deadLetter {
+			deadLetters++
+		}
+		res := results[i]
+		msg := fmt.Sprint(res["exc_message"])
+		ok := res["state"] == "FAILURE" && res["exc_type"] == h.excType
+		if h.excType == "RenderError" {
+			ok = ok && strings.HasPrefix(msg, h.code+": ")
+		} else {
+			ok = ok && strings.Contains(msg, h.code)
+		}
+		if !ok {
+			f.t.Errorf("Celery task %q: the client got %v, want FAILURE %s (%s)", h.name, res, h.excType, h.code)
+			continue
+		}
+		f.t.Logf("Celery task %q: %s: %s", h.name, h.excType, msg)
+		if h.deadLetter {
+			deadLetterFailures++
+		} else {
+			failureOnly++
+		}
+	}
+	for _, escaped := range []string{filepath.Join(filepath.Dir(f.files), "escape.jpg"), filepath.Join(outside, "escape.jpg")} {
+		if _, err := os.Stat(escaped); !errors.Is(err, fs.ErrNotExist) {
+			f.t.Errorf("an output escaped the file root to %s: %v", escaped, err)
+		}
+	}
+	return deadLetters, deadLetterFailures, failureOnly
 }
 
 // A handler that kills its own process: the message is dead-lettered once
