@@ -19,6 +19,7 @@ func TestBrokerListUsageErrors(t *testing.T) {
 			{"worker", "--state-dir", dir, "--metrics-listen", ""},
 			{"web", "--listen", "127.0.0.1:0", "--tokens", webToken},
 			{"replay", "--journal", "file://" + dir + "/", filepath.Join(dir, "m.json")},
+			{"enqueue", "--journal", "file://" + dir + "/", "--source", "file:///nowhere.jpg", "--recipe", "default", "--dest", "file:///out/"},
 		} {
 			out, err := run(t, append(cmd, "--broker", list.value)...)
 			if exitCode(err) != exitUsage || err == nil || !strings.Contains(err.Error()+out, list.want) {

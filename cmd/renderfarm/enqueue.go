@@ -82,6 +82,9 @@ func runEnqueue(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := checkBroker(c); err != nil {
+		return err
+	}
 	store, journal, err := openJournal(c, c.Int("days"))
 	if err != nil {
 		return err

@@ -31,6 +31,15 @@ func dialError(err error) error {
 	return fmt.Errorf("connecting to the broker: %w", err)
 }
 
+// checkBroker refuses a --broker list that cannot be used before a
+// command does work it would then abandon: a usage error comes first.
+func checkBroker(c *cli.Context) error {
+	if _, err := broker.ParseURLs(c.String("broker")); err != nil {
+		return dialError(err)
+	}
+	return nil
+}
+
 func logLevelFlag() cli.Flag {
 	return &cli.StringFlag{Name: "log-level", EnvVars: []string{"RENDERFARM_LOG_LEVEL"}, Value: "info", Usage: "debug, info, warn or error"}
 }

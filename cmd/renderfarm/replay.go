@@ -124,6 +124,11 @@ func runReplay(c *cli.Context) error {
 	case local && (c.Bool("same-id") || c.Bool("wait")):
 		return usageError("--local and --diff rerun here: --same-id and --wait are for replays on the workers")
 	}
+	if !local {
+		if err := checkBroker(c); err != nil {
+			return err
+		}
+	}
 	limiter, err := parseRate(c.String("rate"))
 	if err != nil {
 		return err
