@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -89,6 +90,21 @@ func (p *Process) Pid() int { return p.cmd.Process.Pid }
 
 // Exited is closed once the process has exited.
 func (p *Process) Exited() <-chan struct{} { return p.exited }
+
+// KilledBy reports whether the process has exited, killed by sig.
+func (p *Process) KilledBy(sig syscall.Signal) bool {
+	select {
+	case <-p.exited:
+	default:
+		return false
+	}
+	var ee *exec.ExitError
+	if !errors.As(p.err, &ee) {
+		return false
+	}
+	ws, ok := ee.Sys().(syscall.WaitStatus)
+	return ok && ws.Signaled() && ws.Signal() == sig
+}
 
 // Signal sends sig to the process.
 func (p *Process) Signal(sig os.Signal) { _ = p.cmd.Process.Signal(sig) }
