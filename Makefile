@@ -10,7 +10,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 FUZZ_FAST ?= 100000x
 FUZZ_SLOW ?= 20000x
 
-.PHONY: all setup build image demo test fuzz bench bench-worker bench-e2e bench-web chaos cluster soak testdata clean
+.PHONY: all setup build image demo test chaos-short fuzz bench bench-worker bench-e2e bench-web chaos cluster soak testdata clean
 
 all: build
 
@@ -36,7 +36,14 @@ demo: build
 test: setup
 	$(GO) vet ./...
 	$(GO) test -count=1 ./...
+	$(MAKE) --no-print-directory chaos-short
 	$(MAKE) --no-print-directory fuzz
+
+# The part of `make chaos` CI runs (.ci/run is `make test`): the kill,
+# restart and outage scenarios, about 3-4 minutes; the rest (memory,
+# poison, self-kill) stays in `make chaos`.
+chaos-short: setup
+	$(GO) test -tags chaos -count=1 -timeout 10m -v -run '^TestChaos$$/^(sigkill|sigterm|rabbitmq-down|s3-down)$$' ./tools/chaos/
 
 fuzz:
 	$(GO) test ./render -run '^$$' -fuzz '^FuzzParseRequest$$' -fuzztime $(FUZZ_FAST)
