@@ -3,7 +3,9 @@
 //
 // Everything the worker, the web tier and the CLI need from the broker goes
 // through a *Conn (Dial waits for the first connection; Open, for servers,
-// returns at once and connects in the background):
+// returns at once and connects in the background). Its URL may list a
+// cluster's nodes, separated by ';' as in Celery's broker_url (urls.go); a
+// Conn moves to the next node when its node goes.
 //
 //   - Declare remembers the topology it declared and declares it again after
 //     every reconnect, because a restarted broker has lost every non-durable

@@ -11,5 +11,8 @@
 // inspect/control. Their dependencies come in one deps value built by the
 // Worker; the requests and counters they share live in state.go, which
 // owns their lock. A task whose delivery's channel has died is never
-// started: the broker has already given it to another worker.
+// started: the broker has already given it to another worker. A message
+// that may have started before is looked up in a StartLedger (starts.go)
+// and runs alone, so a task that kills its worker is dead-lettered after
+// MaxStarts starts without charging the tasks that travelled with it.
 package worker

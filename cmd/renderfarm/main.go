@@ -1,8 +1,11 @@
 // Command renderfarm is the render farm's one binary, one command per
-// role: worker (the Celery-compatible render worker), web (the HTTP tier
-// that enqueues renders), replay (an engineer's re-run of a recorded job),
-// and render and tune (the engine on local files, and what it makes of
-// this host). The flags the commands share are defined once, in flags.go.
+// role: worker (the Celery-compatible render worker) and web (the HTTP
+// tier that enqueues renders); for engineers, enqueue, replay (find a
+// recorded job, rerun or compare it) and dlq (dead letters); for ops,
+// status, queues, inspect (Celery's remote control) and scale (the
+// scaling signal); render and tune (the engine on local files, and what it
+// makes of this host); and completion. The flags the commands share are
+// defined once, in flags.go; --output and the exit codes in output.go.
 package main
 
 import (
