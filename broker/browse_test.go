@@ -59,7 +59,7 @@ func TestBrowseKeepsOrderAndTakesOnlyWhatIsTaken(t *testing.T) {
 			t.Fatalf("browse read %v, want %v", got, want)
 		}
 	}
-	if s := queueStats(t, u)["q"]; s != (queueCounts{6, 0}) {
+	if s := queueStats(t, u)["q"]; s != (queueCounts{Ready: 6}) {
 		t.Fatalf("after browsing: %+v, want 6 ready", s)
 	}
 	browseAll(t, c, "q", func(body string) bool { return body == "m1" || body == "m4" })

@@ -39,7 +39,7 @@ func TestPrefetchPerConsumer(t *testing.T) {
 			receive(t, deliveries, 5*time.Second)
 			expectNone(t, deliveries, 500*time.Millisecond) // exactly 2 without acks
 			if tt.stats {
-				waitQueue(t, u, tt.queue.Name, queueCounts{ready: 3, unacked: 2})
+				waitQueue(t, u, tt.queue.Name, queueCounts{Ready: 3, Unacked: 2})
 			}
 			if err := first.Ack(); err != nil {
 				t.Fatal(err)
@@ -93,14 +93,14 @@ func TestConsumerCancelKeepsHandedOutDeliveries(t *testing.T) {
 	expectClosed(t, deliveries, 5*time.Second)
 	// basic.cancel stopped new deliveries, but what the caller holds is still
 	// its to settle on the still-open channel: no ErrStaleDelivery, no requeue.
-	waitQueue(t, u, "work", queueCounts{ready: 3, unacked: 2})
+	waitQueue(t, u, "work", queueCounts{Ready: 3, Unacked: 2})
 	if err := held[0].Ack(); err != nil {
 		t.Fatalf("Ack after cancel: %v", err)
 	}
 	if err := held[1].Nack(false); err != nil {
 		t.Fatalf("Nack after cancel: %v", err)
 	}
-	waitQueue(t, u, "work", queueCounts{ready: 3, unacked: 0})
+	waitQueue(t, u, "work", queueCounts{Ready: 3, Unacked: 0})
 }
 
 func TestConsumerResubscribesAfterBrokerCancel(t *testing.T) {
@@ -155,12 +155,12 @@ func TestAcksNeverStallBehindAHeldDelivery(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitQueue(t, u, "coalesce", queueCounts{ready: 0, unacked: 1})
+	waitQueue(t, u, "coalesce", queueCounts{Ready: 0, Unacked: 1})
 	if err := held.Ack(); err != nil {
 		t.Fatal(err)
 	}
 	if err := held.Ack(); err != ErrAlreadySettled {
 		t.Errorf("second ack: %v, want ErrAlreadySettled", err)
 	}
-	waitQueue(t, u, "coalesce", queueCounts{ready: 0, unacked: 0})
+	waitQueue(t, u, "coalesce", queueCounts{Ready: 0, Unacked: 0})
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"runtime"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -74,25 +73,11 @@ func testCtx(t testing.TB, d time.Duration) context.Context {
 	return ctx
 }
 
-type queueCounts struct{ ready, unacked int }
+type queueCounts = testenv.QueueCount
 
-// queueStats asks the broker itself (rabbitmqctl), independent of the code
-// under test.
 func queueStats(t testing.TB, amqpURL string) map[string]queueCounts {
 	t.Helper()
-	out := testenv.RabbitMQCtl(t, "list_queues", "-p", testenv.Vhost(t, amqpURL), "--no-table-headers",
-		"name", "messages_ready", "messages_unacknowledged")
-	stats := map[string]queueCounts{}
-	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
-		f := strings.Fields(line)
-		if len(f) != 3 {
-			continue
-		}
-		r, _ := strconv.Atoi(f[1])
-		u, _ := strconv.Atoi(f[2])
-		stats[f[0]] = queueCounts{r, u}
-	}
-	return stats
+	return testenv.QueueCounts(t, amqpURL)
 }
 
 func mustDeclare(t testing.TB, c *Conn, tp Topology) {

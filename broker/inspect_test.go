@@ -25,7 +25,7 @@ func TestInspectQueue(t *testing.T) {
 	// The broker updates its counts asynchronously; wait until rabbitmqctl
 	// agrees with what was published.
 	deadline := time.Now().Add(10 * time.Second)
-	for queueStats(t, u)["work"].ready != 7 && time.Now().Before(deadline) {
+	for queueStats(t, u)["work"].Ready != 7 && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	for _, tc := range []struct {

@@ -56,7 +56,7 @@ func TestPublishConsumeRoundTrip(t *testing.T) {
 	if d := receive(t, deliveries, 5*time.Second); string(d.Body) != "second" || d.Ack() != nil {
 		t.Fatalf("second delivery %q not received/acked", d.Body)
 	}
-	waitQueue(t, u, "render.jobs", queueCounts{0, 0})
+	waitQueue(t, u, "render.jobs", queueCounts{})
 }
 
 // waitQueue polls the broker until the queue has the given counts (acks are
@@ -137,7 +137,7 @@ func TestPublishContextAlreadyDone(t *testing.T) {
 	if !errors.Is(err, ErrNotConfirmed) || !errors.Is(err, context.Canceled) {
 		t.Fatalf("Publish with a cancelled ctx = %v, want ErrNotConfirmed and context.Canceled", err)
 	}
-	if got := queueStats(t, u)["q"]; got.ready != 0 {
+	if got := queueStats(t, u)["q"]; got.Ready != 0 {
 		t.Fatalf("a publish with a cancelled ctx reached the queue: %+v", got)
 	}
 }

@@ -97,23 +97,39 @@ func RabbitMQCtl(t testing.TB, args ...string) string {
 	return out
 }
 
-// QueueMessages is how many messages each queue of amqpURL's vhost holds,
-// ready and unacknowledged, as RabbitMQ itself counts them (not the code
-// under test).
-func QueueMessages(t testing.TB, amqpURL string) map[string]int {
+// QueueCount is a queue's messages as RabbitMQ itself counts them.
+type QueueCount struct{ Ready, Unacked int }
+
+// QueueCounts is each queue of amqpURL's vhost with its ready and
+// unacknowledged messages, asked of RabbitMQ itself (rabbitmqctl), not of
+// the code under test.
+func QueueCounts(t testing.TB, amqpURL string) map[string]QueueCount {
 	t.Helper()
-	out := RabbitMQCtl(t, "list_queues", "-p", Vhost(t, amqpURL), "--no-table-headers", "name", "messages")
-	n := map[string]int{}
+	out := RabbitMQCtl(t, "list_queues", "-p", Vhost(t, amqpURL), "--no-table-headers",
+		"name", "messages_ready", "messages_unacknowledged")
+	counts := map[string]QueueCount{}
 	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
 		f := strings.Fields(line)
-		if len(f) != 2 {
+		if len(f) != 3 {
 			continue
 		}
-		c, err := strconv.Atoi(f[1])
-		if err != nil {
+		r, err1 := strconv.Atoi(f[1])
+		u, err2 := strconv.Atoi(f[2])
+		if err1 != nil || err2 != nil {
 			t.Fatalf("testenv: list_queues: %q", line)
 		}
-		n[f[0]] = c
+		counts[f[0]] = QueueCount{r, u}
+	}
+	return counts
+}
+
+// QueueMessages is how many messages each queue of amqpURL's vhost holds,
+// ready and unacknowledged together.
+func QueueMessages(t testing.TB, amqpURL string) map[string]int {
+	t.Helper()
+	n := map[string]int{}
+	for q, c := range QueueCounts(t, amqpURL) {
+		n[q] = c.Ready + c.Unacked
 	}
 	return n
 }
