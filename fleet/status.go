@@ -42,10 +42,10 @@ const UnackedNote = "unacked: not available over AMQP (rabbitmqctl list_queues n
 type SnapshotOptions struct {
 	Queues     []string
 	DeadLetter string        // "" leaves it out
-	Listen     time.Duration // how long to gather heartbeats (workers beat every 2 s)
+	Window     time.Duration // how long to gather heartbeats (workers beat every 2 s)
 	Timeout    time.Duration // stats' reply window
 	// Heartbeats, when set, is a running listener to read instead of
-	// listening for Listen (a server keeps one).
+	// listening for Window (a server keeps one).
 	Heartbeats *Heartbeats
 }
 
@@ -70,13 +70,13 @@ func Take(ctx context.Context, conn *broker.Conn, opts SnapshotOptions) (*Snapsh
 	g.Go(func() error {
 		hb := opts.Heartbeats
 		if hb == nil {
-			hb = NewHeartbeats(conn, opts.Listen)
+			hb = NewHeartbeats(conn, opts.Window)
 			if err := hb.Start(gctx); err != nil {
 				return err
 			}
 			defer hb.Stop(context.WithoutCancel(gctx))
 			select {
-			case <-time.After(opts.Listen):
+			case <-time.After(opts.Window):
 			case <-gctx.Done():
 				return gctx.Err()
 			}

@@ -24,7 +24,7 @@ renderfarm status --output json | jq '.workers[] | select(.online) | .name'`,
 			brokerFlag(),
 			queuesFlag(),
 			deadLetterFlag(),
-			&cli.DurationFlag{Name: "listen", EnvVars: []string{"RENDERFARM_STATUS_LISTEN"}, Value: 2500 * time.Millisecond,
+			&cli.DurationFlag{Name: "window", EnvVars: []string{"RENDERFARM_STATUS_WINDOW"}, Value: 2500 * time.Millisecond,
 				Usage: "how long to gather heartbeats (just over one beat interval sees every live worker)"},
 			timeoutFlag(),
 			outputFlag(),
@@ -45,7 +45,7 @@ func runStatus(c *cli.Context) error {
 	}
 	defer conn.Close()
 	snap, err := fleet.Take(c.Context, conn, fleet.SnapshotOptions{
-		Queues: names, DeadLetter: c.String("dead-letter-exchange"), Listen: c.Duration("listen"), Timeout: c.Duration("timeout"),
+		Queues: names, DeadLetter: c.String("dead-letter-exchange"), Window: c.Duration("window"), Timeout: c.Duration("timeout"),
 	})
 	if err != nil {
 		return err
