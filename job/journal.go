@@ -101,6 +101,18 @@ func (j *Journal) Find(ctx context.Context, id string) (*Manifest, error) {
 	return newest, nil
 }
 
+// dayPrefix is where the manifests of tasks started on day d are.
+func (j *Journal) dayPrefix(d time.Time) string { return j.Prefix + d.Format("2006/01/02") + "/" }
+
+// listDay lists up to scan of day d's manifests, and whether there were more.
+func (j *Journal) listDay(ctx context.Context, d time.Time, scan int) ([]storage.Object, bool, error) {
+	dir, err := storage.ParseDirLocation(j.dayPrefix(d))
+	if err != nil {
+		return nil, false, err
+	}
+	return j.Store.List(ctx, dir, scan)
+}
+
 // Recent returns up to n manifests of today and yesterday (UTC), the most
 // recently written first. A day holding more than scan manifests is read
 // only in part: listings come in key order, not time order.
@@ -108,11 +120,7 @@ func (j *Journal) Recent(ctx context.Context, n, scan int) ([]*Manifest, error) 
 	today := day(j.now())
 	var objs []storage.Object
 	for _, d := range []time.Time{today, today.AddDate(0, 0, -1)} {
-		dir, err := storage.ParseDirLocation(j.Prefix + d.Format("2006/01/02") + "/")
-		if err != nil {
-			return nil, err
-		}
-		got, _, err := j.Store.List(ctx, dir, scan)
+		got, _, err := j.listDay(ctx, d, scan)
 		if err != nil {
 			return nil, err
 		}
@@ -171,16 +179,12 @@ var ErrTooManyManifests = errors.New("job: too many manifests in a day to select
 func (j *Journal) Select(ctx context.Context, since time.Time, scan int, keep func(*Manifest) bool) ([]*Manifest, error) {
 	var objs []storage.Object
 	for d := day(since); !d.After(day(j.now())); d = d.AddDate(0, 0, 1) {
-		dir, err := storage.ParseDirLocation(j.Prefix + d.Format("2006/01/02") + "/")
-		if err != nil {
-			return nil, err
-		}
-		got, truncated, err := j.Store.List(ctx, dir, scan)
+		got, truncated, err := j.listDay(ctx, d, scan)
 		if err != nil {
 			return nil, err
 		}
 		if truncated {
-			return nil, fmt.Errorf("%s: %w (more than %d)", dir, ErrTooManyManifests, scan)
+			return nil, fmt.Errorf("%s: %w (more than %d)", j.dayPrefix(d), ErrTooManyManifests, scan)
 		}
 		objs = append(objs, got...)
 	}
