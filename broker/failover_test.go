@@ -81,6 +81,9 @@ func TestFailoverRoundRobin(t *testing.T) {
 		if err := d.Ack(); err != nil {
 			t.Fatal(err)
 		}
+		// Acks are asynchronous: cut the next node before the broker has
+		// this one and the message comes back as the next step's.
+		waitQueue(t, urls[0], "jobs", queueCounts{})
 		nodes[step.cut].Restore()
 	}
 }

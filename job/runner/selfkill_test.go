@@ -147,7 +147,10 @@ func selfKill(t *testing.T, queueArgs []string) {
 		}
 	}
 	// Every start record was settled: none is left behind in the journal.
-	if left, _ := filepath.Glob(filepath.Join(journalDir, "starts", "*")); len(left) != 0 {
+	// Dot-files are the atomic write's temporaries, which a SIGKILL in the
+	// middle of recording a start leaves as it would for any file write;
+	// they are not records.
+	if left, _ := filepath.Glob(filepath.Join(journalDir, "starts", "[!.]*")); len(left) != 0 {
 		t.Errorf("start records left in the journal: %v", left)
 	}
 }
