@@ -43,6 +43,11 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.MemoryBudget < 1 {
 		return nil, fmt.Errorf("render: memory budget must be positive, got %d", cfg.MemoryBudget)
 	}
+	mode, err := ParseShrinkMode(string(cfg.ShrinkOnLoad))
+	if err != nil {
+		return nil, fmt.Errorf("render: %w", err)
+	}
+	cfg.ShrinkOnLoad = mode
 	start(cfg.VipsThreads)
 	return &Engine{
 		cfg:    cfg,
@@ -77,9 +82,10 @@ type Output struct {
 // Result describes a finished render.
 type Result struct {
 	Source Header `json:"source"`
-	// Shrink is the JPEG shrink-on-load used; Decoded is the size that was
-	// actually decoded, once, for all variants.
-	Shrink         int      `json:"shrink"`
+	// Scale is the JPEG DCT scale the source was decoded at, "M/8" ("8/8"
+	// for every other format); Decoded is the size that was actually
+	// decoded, once, for all variants.
+	Scale          string   `json:"scale"`
 	DecodedWidth   int      `json:"decoded_width"`
 	DecodedHeight  int      `json:"decoded_height"`
 	MemoryEstimate int64    `json:"memory_estimate"`
@@ -132,8 +138,9 @@ func (e *Engine) Render(ctx context.Context, job Job) (res *Result, err error) {
 	for i := range job.Variants {
 		plans[i] = planVariant(&job.Variants[i], dw, dh)
 	}
-	res.Shrink = chooseShrink(h, plans)
-	res.MemoryEstimate = estimateMemory(h, res.Shrink, plans, e.cfg.VipsThreads)
+	scale := chooseScale(h, plans, e.cfg.ShrinkOnLoad)
+	res.Scale = fmt.Sprintf("%d/8", scale)
+	res.MemoryEstimate = estimateMemory(h, scale, plans, e.cfg.VipsThreads)
 	res.Timings.Probe = since(t0)
 
 	release, err := e.admit(ctx, res.MemoryEstimate)
@@ -144,9 +151,10 @@ func (e *Engine) Render(ctx context.Context, job Job) (res *Result, err error) {
 	res.Timings.Queue = since(t0) - res.Timings.Probe
 
 	t1 := time.Now()
-	if img, err = decode(job.Source, img, res.Shrink); err != nil {
+	if img, scale, err = decode(job.Source, img, h, scale); err != nil {
 		return res, err
 	}
+	res.Scale = fmt.Sprintf("%d/8", scale)
 	res.DecodedWidth, res.DecodedHeight = img.Width(), img.Height()
 	res.Timings.Decode = since(t1)
 

@@ -98,9 +98,9 @@ func TestContainPadsWithBackground(t *testing.T) {
 	}
 }
 
-// A 6-variant request decodes the source once, at the largest JPEG shrink
-// that still covers the largest variant.
-func TestDecodeOnceAtLargestCoveringShrink(t *testing.T) {
+// A 6-variant request decodes the source once, at the smallest JPEG DCT
+// scale that still covers the largest variant.
+func TestDecodeOnceAtSmallestCoveringScale(t *testing.T) {
 	variants := func(sizes ...int) []Variant {
 		var vs []Variant
 		for i, s := range sizes {
@@ -111,21 +111,23 @@ func TestDecodeOnceAtLargestCoveringShrink(t *testing.T) {
 	tests := []struct {
 		file          string
 		variants      []Variant
-		shrink, decW  int
+		scale         string
+		decW          int
 		decH, outputs int
 	}{
 		// 1200x800: 150 fits in 1200/8=150 exactly.
-		{"photo.jpg", variants(150, 100, 64, 32, 16, 8), 8, 150, 100, 6},
-		{"photo.jpg", variants(300, 200, 151, 64, 32, 16), 4, 300, 200, 6},
-		{"photo.jpg", variants(600, 300, 200, 64, 32, 16), 2, 600, 400, 6},
-		{"photo.jpg", variants(601, 300, 200, 64, 32, 16), 1, 1200, 800, 6},
-		// Orientation 6 is stored 40x60 and shown 60x40: the shrink is
+		{"photo.jpg", variants(150, 100, 64, 32, 16, 8), "1/8", 150, 100, 6},
+		{"photo.jpg", variants(300, 200, 151, 64, 32, 16), "2/8", 300, 200, 6},
+		{"photo.jpg", variants(450, 300, 200, 64, 32, 16), "3/8", 450, 300, 6},
+		{"photo.jpg", variants(750, 300, 200, 64, 32, 16), "5/8", 750, 500, 6},
+		{"photo.jpg", variants(1051, 300, 200, 64, 32, 16), "8/8", 1200, 800, 6},
+		// Orientation 6 is stored 40x60 and shown 60x40: the scale is
 		// checked against the stored axes.
-		{"orient-6.jpg", variants(15), 4, 10, 15, 1},
+		{"orient-6.jpg", variants(15), "2/8", 10, 15, 1},
 		// PNG has no shrink-on-load: decoded whole.
-		{"photo.png", variants(100, 50, 20, 10, 5, 2), 1, 600, 400, 6},
+		{"photo.png", variants(100, 50, 20, 10, 5, 2), "8/8", 600, 400, 6},
 		// A cover crop needs the covering size, not the box.
-		{"photo.jpg", []Variant{{Key: "c", Width: 150, Height: 150, Fit: FitCover}}, 4, 300, 200, 1},
+		{"photo.jpg", []Variant{{Key: "c", Width: 150, Height: 150, Fit: FitCover}}, "2/8", 300, 200, 1},
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("%s-%d", tt.file, tt.variants[0].Width), func(t *testing.T) {
@@ -133,9 +135,9 @@ func TestDecodeOnceAtLargestCoveringShrink(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if res.Shrink != tt.shrink || res.DecodedWidth != tt.decW || res.DecodedHeight != tt.decH {
-				t.Errorf("shrink %d decoded %dx%d, want shrink %d decoded %dx%d",
-					res.Shrink, res.DecodedWidth, res.DecodedHeight, tt.shrink, tt.decW, tt.decH)
+			if res.Scale != tt.scale || res.DecodedWidth != tt.decW || res.DecodedHeight != tt.decH {
+				t.Errorf("scale %s decoded %dx%d, want scale %s decoded %dx%d",
+					res.Scale, res.DecodedWidth, res.DecodedHeight, tt.scale, tt.decW, tt.decH)
 			}
 			if len(res.Outputs) != tt.outputs {
 				t.Fatalf("%d outputs, want %d", len(res.Outputs), tt.outputs)

@@ -9,12 +9,12 @@ const (
 
 // estimateMemory is how many bytes a job may hold at its peak. It errs high:
 // admission uses it to keep the sum of running jobs under the host budget.
-func estimateMemory(h Header, shrink int, plans []plan, vipsThreads int) int64 {
+func estimateMemory(h Header, scale int, plans []plan, vipsThreads int) int64 {
 	bands := int64(max(h.Bands, 3))
 	bps := int64(max(h.BytesPerSample, 1))
 	// The decoded (shrunk) source is held in memory while variants are cut
 	// from it.
-	decoded := int64(ceilDiv(h.Width, shrink)) * int64(ceilDiv(h.Height, shrink)) * bands * bps
+	decoded := int64(scaledSize(h.Width, scale)) * int64(scaledSize(h.Height, scale)) * bands * bps
 	// A progressive JPEG can't be decoded in strips: libjpeg keeps every DCT
 	// coefficient of the full-size image (2 bytes each) until the last scan,
 	// whatever the shrink.

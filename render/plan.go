@@ -58,34 +58,51 @@ func scaled(n int, scale float64) int {
 	return min(max(int(math.Round(float64(n)*scale)), 1), MaxDimension)
 }
 
-// jpegShrinks are the scales libjpeg can decode at directly.
-var jpegShrinks = [...]int{8, 4, 2}
-
-// chooseShrink picks the largest JPEG shrink-on-load whose output still
-// covers every variant's resize size, so the final resample only ever
-// reduces. This is Pillow's draft() and imgproxy's approach; vips_thumbnail
-// keeps a 2x margin and so decodes up to twice the pixels.
-func chooseShrink(h Header, plans []plan) int {
-	if h.Format != SourceJPEG {
-		return 1
+// chooseScale picks the smallest JPEG DCT scale M/8 (libjpeg decodes at
+// M = 1..8 directly) whose output still covers every variant's resize size,
+// so the final resample only ever reduces, and returns M; 8 is the full
+// size. A decode at 5/8 makes the 1600 px variant of a 2560 px photo with
+// no resample at all. ShrinkCoarse, and libvips where it decodes (CMYK),
+// allow only 1, 2, 4 and 8. Pillow's draft() and imgproxy cover the largest
+// variant the same way; vips_thumbnail keeps a 2x margin and so decodes up
+// to four times the pixels.
+func chooseScale(h Header, plans []plan, mode ShrinkMode) int {
+	if h.Format != SourceJPEG || mode == ShrinkOff {
+		return 8
 	}
-	for _, s := range jpegShrinks {
+	for m := 1; m < 8; m++ {
+		if (mode == ShrinkCoarse || !jpegDirect(h)) && m&(m-1) != 0 {
+			continue
+		}
 		ok := true
 		for _, p := range plans {
 			needW, needH := p.resizeW, p.resizeH
 			if h.swapsAxes() {
 				needW, needH = needH, needW
 			}
-			if ceilDiv(h.Width, s) < needW || ceilDiv(h.Height, s) < needH {
+			if scaledSize(h.Width, m) < needW || scaledSize(h.Height, m) < needH {
 				ok = false
 				break
 			}
 		}
 		if ok {
-			return s
+			return m
 		}
 	}
-	return 1
+	return 8
+}
+
+// scaledSize is libjpeg's output size for n pixels at DCT scale m/8.
+func scaledSize(n, m int) int { return ceilDiv(n*m, 8) }
+
+// powerOfTwoShrink is the libvips shrink-on-load (1, 2, 4 or 8) that covers
+// at least what DCT scale m/8 does.
+func powerOfTwoShrink(m int) int {
+	s := 8
+	for s*m > 8 {
+		s /= 2
+	}
+	return s
 }
 
 func ceilDiv(a, b int) int { return (a + b - 1) / b }

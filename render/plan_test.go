@@ -31,29 +31,46 @@ func TestSniff(t *testing.T) {
 	}
 }
 
-func TestChooseShrink(t *testing.T) {
-	jpeg := func(w, h, o int) Header { return Header{Format: SourceJPEG, Width: w, Height: h, Orientation: o} }
+func TestChooseScale(t *testing.T) {
+	jpeg := func(w, h, o int) Header {
+		return Header{Format: SourceJPEG, Width: w, Height: h, Bands: 3, Orientation: o}
+	}
+	cmyk := func(w, h int) Header {
+		return Header{Format: SourceJPEG, Width: w, Height: h, Bands: 4, Orientation: 1}
+	}
 	tests := []struct {
 		name  string
 		h     Header
 		plans []plan
-		want  int
+		want  int // M of M/8
 	}{
 		// 18 MP to 512: 5184/8 = 648 still covers 512, where vips_thumbnail
-		// would stop at 4 to keep a 2x margin.
-		{"18MP to 512", jpeg(5184, 3456, 1), []plan{{resizeW: 512, resizeH: 341}}, 8},
-		{"exactly 8x", jpeg(4096, 2048, 1), []plan{{resizeW: 512, resizeH: 256}}, 8},
-		{"a pixel over 8x", jpeg(4096, 2048, 1), []plan{{resizeW: 513, resizeH: 257}}, 4},
-		{"largest variant decides", jpeg(5184, 3456, 1), []plan{{resizeW: 64, resizeH: 43}, {resizeW: 1600, resizeH: 1067}}, 2},
-		{"odd sizes round up", jpeg(1001, 1001, 1), []plan{{resizeW: 126, resizeH: 126}}, 8},
-		{"a pixel past the rounded-up size", jpeg(1001, 1001, 1), []plan{{resizeW: 127, resizeH: 127}}, 4},
-		{"rotated source checks stored axes", jpeg(4000, 1000, 6), []plan{{resizeW: 200, resizeH: 600}}, 4},
-		{"upscale", jpeg(100, 100, 1), []plan{{resizeW: 200, resizeH: 200}}, 1},
-		{"not jpeg", Header{Format: SourcePNG, Width: 5000, Height: 5000}, []plan{{resizeW: 10, resizeH: 10}}, 1},
+		// would stop at 2/8 to keep a 2x margin.
+		{"18MP to 512", jpeg(5184, 3456, 1), []plan{{resizeW: 512, resizeH: 341}}, 1},
+		{"exactly 1/8", jpeg(4096, 2048, 1), []plan{{resizeW: 512, resizeH: 256}}, 1},
+		{"a pixel over 1/8", jpeg(4096, 2048, 1), []plan{{resizeW: 513, resizeH: 257}}, 2},
+		{"1600 from 2560 is exactly 5/8", jpeg(2560, 1600, 1), []plan{{resizeW: 1600, resizeH: 1000}}, 5},
+		{"3/8 between the powers of two", jpeg(1920, 1080, 1), []plan{{resizeW: 700, resizeH: 394}}, 3},
+		{"largest variant decides", jpeg(5184, 3456, 1), []plan{{resizeW: 64, resizeH: 43}, {resizeW: 1600, resizeH: 1067}}, 3},
+		{"odd sizes round up", jpeg(1001, 1001, 1), []plan{{resizeW: 126, resizeH: 126}}, 1},
+		{"a pixel past the rounded-up size", jpeg(1001, 1001, 1), []plan{{resizeW: 127, resizeH: 127}}, 2},
+		{"rotated source checks stored axes", jpeg(4000, 1000, 6), []plan{{resizeW: 200, resizeH: 600}}, 2},
+		{"upscale", jpeg(100, 100, 1), []plan{{resizeW: 200, resizeH: 200}}, 8},
+		{"CMYK: libvips' 1/2, not 3/8", cmyk(1920, 1080), []plan{{resizeW: 700, resizeH: 394}}, 4},
+		{"CMYK: 1/1, not 5/8", cmyk(2560, 1600), []plan{{resizeW: 1600, resizeH: 1000}}, 8},
+		{"not jpeg", Header{Format: SourcePNG, Width: 5000, Height: 5000}, []plan{{resizeW: 10, resizeH: 10}}, 8},
 	}
 	for _, tt := range tests {
-		if got := chooseShrink(tt.h, tt.plans); got != tt.want {
-			t.Errorf("%s: shrink %d, want %d", tt.name, got, tt.want)
+		if got := chooseScale(tt.h, tt.plans, ShrinkFine); got != tt.want {
+			t.Errorf("%s: scale %d/8, want %d/8", tt.name, got, tt.want)
+		}
+	}
+}
+
+func TestPowerOfTwoShrink(t *testing.T) {
+	for m, want := range map[int]int{1: 8, 2: 4, 3: 2, 4: 2, 5: 1, 7: 1, 8: 1} {
+		if got := powerOfTwoShrink(m); got != want {
+			t.Errorf("scale %d/8: shrink %d, want %d", m, got, want)
 		}
 	}
 }

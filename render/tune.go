@@ -34,6 +34,7 @@ type Overrides struct {
 	MemoryBudget int64
 	MaxPixels    int64
 	MaxBytes     int64
+	ShrinkOnLoad ShrinkMode
 }
 
 // Tuning is a Config with the reasoning behind each value, for
@@ -114,6 +115,14 @@ func TuneFrom(root fs.FS, numCPU int, o Overrides) (Tuning, error) {
 	}
 	if o.MaxBytes > 0 {
 		t.MaxBytes, t.From["max_bytes"] = o.MaxBytes, "override"
+	}
+	t.ShrinkOnLoad, t.From["shrink_on_load"] = ShrinkFine, "default: the smallest JPEG DCT scale M/8 that covers the largest variant"
+	if o.ShrinkOnLoad != "" {
+		mode, err := ParseShrinkMode(string(o.ShrinkOnLoad))
+		if err != nil {
+			return t, err
+		}
+		t.ShrinkOnLoad, t.From["shrink_on_load"] = mode, "override"
 	}
 	t.From["vips_cache"] = "off: every render is of a new source"
 	return t, nil

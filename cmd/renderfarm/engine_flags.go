@@ -19,6 +19,7 @@ func engineFlags() []cli.Flag {
 		&cli.StringFlag{Name: "memory-budget", EnvVars: []string{"RENDERFARM_MEMORY_BUDGET"}, Usage: "memory all running renders may hold, e.g. 6GiB (default: 75% of memory less 256MiB)"},
 		&cli.Int64Flag{Name: "max-pixels", EnvVars: []string{"RENDERFARM_MAX_PIXELS"}, Usage: "largest source, width x height x frames", DefaultText: fmt.Sprint(render.DefaultMaxPixels)},
 		&cli.StringFlag{Name: "max-bytes", EnvVars: []string{"RENDERFARM_MAX_BYTES"}, Usage: "largest encoded source, e.g. 64MiB", DefaultText: "64MiB"},
+		&cli.StringFlag{Name: "shrink-on-load", EnvVars: []string{"RENDERFARM_SHRINK_ON_LOAD"}, Usage: "JPEG decode scales: fine (any M/8), coarse (1/2, 1/4, 1/8) or off (full decode, the most faithful)", DefaultText: "fine"},
 		recipesFlag(),
 	}
 }
@@ -29,10 +30,11 @@ func recipesFlag() cli.Flag {
 
 func tuning(c *cli.Context) (render.Tuning, error) {
 	o := render.Overrides{
-		CPUs:        c.Float64("cpus"),
-		Slots:       c.Int("slots"),
-		VipsThreads: c.Int("vips-threads"),
-		MaxPixels:   c.Int64("max-pixels"),
+		CPUs:         c.Float64("cpus"),
+		Slots:        c.Int("slots"),
+		VipsThreads:  c.Int("vips-threads"),
+		MaxPixels:    c.Int64("max-pixels"),
+		ShrinkOnLoad: render.ShrinkMode(c.String("shrink-on-load")),
 	}
 	for name, dst := range map[string]*int64{"memory": &o.Memory, "memory-budget": &o.MemoryBudget, "max-bytes": &o.MaxBytes} {
 		if s := c.String(name); s != "" {

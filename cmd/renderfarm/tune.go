@@ -31,6 +31,7 @@ func tuneCommand() *cli.Command {
 					"memory_budget_bytes": t.MemoryBudget,
 					"max_pixels":          t.MaxPixels,
 					"max_bytes":           t.MaxBytes,
+					"shrink_on_load":      t.ShrinkOnLoad,
 					"host":                t.Host,
 					"from":                t.From,
 				})
@@ -45,6 +46,7 @@ func tuneCommand() *cli.Command {
 			fmt.Fprintf(tw, "memory budget\t%s\t%s\n", mib(t.MemoryBudget), t.From["memory_budget"])
 			fmt.Fprintf(tw, "max pixels\t%d\t%s\n", t.MaxPixels, t.From["max_pixels"])
 			fmt.Fprintf(tw, "max bytes\t%s\t%s\n", mib(t.MaxBytes), t.From["max_bytes"])
+			fmt.Fprintf(tw, "shrink on load\t%s\t%s\n", t.ShrinkOnLoad, t.From["shrink_on_load"])
 			return tw.Flush()
 		},
 	}

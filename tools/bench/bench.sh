@@ -23,7 +23,7 @@
 #   Pillow      tools/bench/pillow_peer.py under /usr/bin/python3 (Debian's
 #               python3-pil): draft(), decode once, cascade, one process per
 #               core; the same variant JSON and recipes.yaml
-#   floor       `djpeg -scale 1/N -outfile /dev/null`, N the shrink-on-load
+#   floor       `djpeg -scale M/8 -outfile /dev/null`, M/8 the DCT scale
 #               renderfarm chose for that file and workload (read from its
 #               --json in the warm-up), one process per core: the decode
 #               alone, which every contender must do
@@ -267,23 +267,23 @@ pil_pass() {
   timed pil "$PY" tools/bench/pillow_peer.py --out "$OUT" --procs "$CORES" "${FLAGS[@]}" "$@"
 }
 
-# The decode floor's DCT scale for each file and workload: the shrink
+# The decode floor's DCT scale for each file and workload: the scale M/8
 # renderfarm chose, from its --json, keyed "mode/<index>_<name>" (the copy
 # prefix stripped, so every copy of a photo shares its warm-up's entry).
 declare -A SHRINK
 record_shrinks() { # MODE, after a renderfarm pass
-  local mode=$1 shrink src
-  while IFS=$'\t' read -r shrink src; do
+  local mode=$1 scale src
+  while IFS=$'\t' read -r scale src; do
     src=${src##*/}
-    SHRINK[$mode/${src#c*_}]=$shrink
-  done < <(jq -r '.files[] | "\(.result.shrink)\t\(.source)"' "$WORK/rf.json")
+    SHRINK[$mode/${src#c*_}]=$scale
+  done < <(jq -r '.files[] | "\(.result.scale)\t\(.source)"' "$WORK/rf.json")
 }
 
 # Runs inside each xargs child: djpeg over pairs of SCALE FILE.
 # shellcheck disable=SC2317  # called through xargs
 fl_batch() {
   while (($# >= 2)); do
-    djpeg -scale "1/$1" -outfile /dev/null "$2" || return 255
+    djpeg -scale "$1" -outfile /dev/null "$2" || return 255
     shift 2
   done
 }
@@ -297,7 +297,7 @@ fl_pass() {
   for f in "$@"; do
     k=${f##*/}
     k=$mode/${k#c*_}
-    [[ -n ${SHRINK[$k]:-} ]] || { log "no shrink recorded for $k"; return 1; }
+    [[ -n ${SHRINK[$k]:-} ]] || { log "no scale recorded for $k"; return 1; }
     pairs+=("${SHRINK[$k]}" "$f")
   done
   # Not a pipe: timed must run in this shell to set PASS_*.
@@ -513,7 +513,7 @@ echo
 echo "== renderfarm vs Pillow and the JPEG decode floor =="
 echo "Pillow:  $("$PY" -c 'import PIL; print(PIL.__version__)') (Debian python3-pil), tools/bench/pillow_peer.py: draft(), decode once,"
 echo "         cascade, LANCZOS reducing_gap 2, $CORES processes (multiprocessing), same quality and webp method"
-echo "floor:   $(djpeg -version 2>&1 | head -n1), djpeg -scale 1/N -outfile /dev/null, N = renderfarm's shrink-on-load"
+echo "floor:   $(djpeg -version 2>&1 | head -n1), djpeg -scale M/8 -outfile /dev/null, M/8 = renderfarm's DCT scale"
 echo "         for that file and workload, $CORES processes: the decode every contender must do, and nothing else"
 echo "quality: bytes and SSIM (luma, 11x11 Gaussian) of the warm-up's outputs (corpus x1) against libvips'"
 echo "         Lanczos3 downscale of the full-size decode to the same size (tools/bench/quality)"

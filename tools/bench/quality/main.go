@@ -4,7 +4,7 @@
 // beside its speed. Every contender's outputs are scored by this one
 // routine.
 //
-//	benchquality -src DIR NAME=DIR...
+//	benchquality -src DIR [-each] NAME=DIR...
 //
 // Each NAME=DIR is one contender's outputs; an output DIR/<stem>_<key>.<ext>
 // belongs to the source SRC/<stem>.jpg. Sources are decoded, and references
@@ -54,17 +54,18 @@ func (s *score) add(bytes int64, v float64) {
 
 func main() {
 	srcDir := flag.String("src", "", "directory of the sources")
+	each := flag.Bool("each", false, "also print one line per output (to see which outputs a change moved)")
 	flag.Parse()
 	vips.LoggingSettings(nil, vips.LogLevelError)
 	vips.Startup(&vips.Config{ConcurrencyLevel: 1, MaxCacheFiles: 0, MaxCacheMem: 0, MaxCacheSize: 0})
 	defer vips.Shutdown()
-	if err := run(*srcDir, flag.Args()); err != nil {
+	if err := run(*srcDir, flag.Args(), *each); err != nil {
 		fmt.Fprintln(os.Stderr, "benchquality:", err)
 		os.Exit(1)
 	}
 }
 
-func run(srcDir string, contenders []string) error {
+func run(srcDir string, contenders []string, each bool) error {
 	type output struct{ name, path string }
 	bySource := map[string][]output{}
 	var names []string
@@ -105,6 +106,9 @@ func run(srcDir string, contenders []string) error {
 			}
 			tally(o.name, format, n, v)
 			tally(o.name, "all", n, v)
+			if each {
+				fmt.Printf("{\"contender\":%q,\"output\":%q,\"bytes\":%d,\"ssim\":%.5f}\n", o.name, filepath.Base(o.path), n, v)
+			}
 		}
 		r.close()
 	}
