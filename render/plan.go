@@ -58,34 +58,34 @@ func scaled(n int, scale float64) int {
 	return min(max(int(math.Round(float64(n)*scale)), 1), MaxDimension)
 }
 
-// chooseScale picks the smallest JPEG DCT scale M/8 (libjpeg decodes at
-// M = 1..8 directly) whose output still covers every variant's resize size,
-// so the final resample only ever reduces, and returns M; 8 is the full
-// size. A decode at 5/8 makes the 1600 px variant of a 2560 px photo with
-// no resample at all. ShrinkCoarse, and libvips where it decodes (CMYK),
-// allow only 1, 2, 4 and 8. Pillow's draft() and imgproxy cover the largest
-// variant the same way; vips_thumbnail keeps a 2x margin and so decodes up
-// to four times the pixels.
+// chooseScale picks the JPEG DCT scale M/8 to decode at and returns M; 8
+// is the full size. libjpeg decodes at any M from 1 to 8, and the scale
+// must cover every variant's resize size, so the final resample only ever
+// reduces. The smallest covering power of two (1/8, 1/4, 1/2) is what
+// Pillow's draft() and libvips' shrink-on-load use; ShrinkFine also takes
+// a scale between them where it lands exactly on the largest variant, so
+// that the decode is that variant's whole resample: 2560 px to 1600 px is a
+// 5/8 decode and no Lanczos at all. A scale between them that misses would
+// stack the DCT's block-wise filter under a Lanczos at a small ratio, which
+// measurably blurred texture (docs/performance.md), so it is not used.
+// ShrinkOff, and libvips where it decodes (CMYK), never use a finer scale.
 func chooseScale(h Header, plans []plan, mode ShrinkMode) int {
 	if h.Format != SourceJPEG || mode == ShrinkOff {
 		return 8
 	}
+	fine := mode != ShrinkCoarse && jpegDirect(h)
 	for m := 1; m < 8; m++ {
-		if (mode == ShrinkCoarse || !jpegDirect(h)) && m&(m-1) != 0 {
-			continue
-		}
-		ok := true
+		covers, exact := true, false
 		for _, p := range plans {
 			needW, needH := p.resizeW, p.resizeH
 			if h.swapsAxes() {
 				needW, needH = needH, needW
 			}
-			if scaledSize(h.Width, m) < needW || scaledSize(h.Height, m) < needH {
-				ok = false
-				break
-			}
+			w, ht := scaledSize(h.Width, m), scaledSize(h.Height, m)
+			covers = covers && w >= needW && ht >= needH
+			exact = exact || (w == needW && ht == needH)
 		}
-		if ok {
+		if covers && (m&(m-1) == 0 || fine && exact) {
 			return m
 		}
 	}

@@ -50,13 +50,15 @@ func TestChooseScale(t *testing.T) {
 		{"exactly 1/8", jpeg(4096, 2048, 1), []plan{{resizeW: 512, resizeH: 256}}, 1},
 		{"a pixel over 1/8", jpeg(4096, 2048, 1), []plan{{resizeW: 513, resizeH: 257}}, 2},
 		{"1600 from 2560 is exactly 5/8", jpeg(2560, 1600, 1), []plan{{resizeW: 1600, resizeH: 1000}}, 5},
-		{"3/8 between the powers of two", jpeg(1920, 1080, 1), []plan{{resizeW: 700, resizeH: 394}}, 3},
-		{"largest variant decides", jpeg(5184, 3456, 1), []plan{{resizeW: 64, resizeH: 43}, {resizeW: 1600, resizeH: 1067}}, 3},
+		{"3/8 where it is exact", jpeg(1920, 1080, 1), []plan{{resizeW: 720, resizeH: 405}, {resizeW: 200, resizeH: 113}}, 3},
+		{"not 3/8 where it misses: 1/2", jpeg(1920, 1080, 1), []plan{{resizeW: 700, resizeH: 394}}, 4},
+		{"exact for a smaller variant only: 1/2", jpeg(1920, 1080, 1), []plan{{resizeW: 800, resizeH: 450}, {resizeW: 720, resizeH: 405}}, 4},
+		{"largest variant decides", jpeg(5184, 3456, 1), []plan{{resizeW: 64, resizeH: 43}, {resizeW: 1600, resizeH: 1067}}, 4},
 		{"odd sizes round up", jpeg(1001, 1001, 1), []plan{{resizeW: 126, resizeH: 126}}, 1},
 		{"a pixel past the rounded-up size", jpeg(1001, 1001, 1), []plan{{resizeW: 127, resizeH: 127}}, 2},
 		{"rotated source checks stored axes", jpeg(4000, 1000, 6), []plan{{resizeW: 200, resizeH: 600}}, 2},
 		{"upscale", jpeg(100, 100, 1), []plan{{resizeW: 200, resizeH: 200}}, 8},
-		{"CMYK: libvips' 1/2, not 3/8", cmyk(1920, 1080), []plan{{resizeW: 700, resizeH: 394}}, 4},
+		{"CMYK: libvips' 1/2, not 3/8", cmyk(1920, 1080), []plan{{resizeW: 720, resizeH: 405}}, 4},
 		{"CMYK: 1/1, not 5/8", cmyk(2560, 1600), []plan{{resizeW: 1600, resizeH: 1000}}, 8},
 		{"not jpeg", Header{Format: SourcePNG, Width: 5000, Height: 5000}, []plan{{resizeW: 10, resizeH: 10}}, 8},
 	}
@@ -64,6 +66,15 @@ func TestChooseScale(t *testing.T) {
 		if got := chooseScale(tt.h, tt.plans, ShrinkFine); got != tt.want {
 			t.Errorf("%s: scale %d/8, want %d/8", tt.name, got, tt.want)
 		}
+	}
+	exact := []plan{{resizeW: 1600, resizeH: 1000}}
+	for mode, want := range map[ShrinkMode]int{ShrinkFine: 5, ShrinkCoarse: 8, ShrinkOff: 8} {
+		if got := chooseScale(jpeg(2560, 1600, 1), exact, mode); got != want {
+			t.Errorf("%s: 2560 to 1600 at %d/8, want %d/8", mode, got, want)
+		}
+	}
+	if got := chooseScale(jpeg(5184, 3456, 1), []plan{{resizeW: 512, resizeH: 341}}, ShrinkOff); got != 8 {
+		t.Errorf("off: 18 MP to 512 at %d/8, want 8/8", got)
 	}
 }
 

@@ -116,7 +116,7 @@ func TuneFrom(root fs.FS, numCPU int, o Overrides) (Tuning, error) {
 	if o.MaxBytes > 0 {
 		t.MaxBytes, t.From["max_bytes"] = o.MaxBytes, "override"
 	}
-	t.ShrinkOnLoad, t.From["shrink_on_load"] = ShrinkFine, "default: the smallest JPEG DCT scale M/8 that covers the largest variant"
+	t.ShrinkOnLoad, t.From["shrink_on_load"] = ShrinkFine, "default: JPEG DCT scales 1/8, 1/4, 1/2, or M/8 where it is the largest variant's size"
 	if o.ShrinkOnLoad != "" {
 		mode, err := ParseShrinkMode(string(o.ShrinkOnLoad))
 		if err != nil {

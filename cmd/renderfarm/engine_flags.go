@@ -19,7 +19,7 @@ func engineFlags() []cli.Flag {
 		&cli.StringFlag{Name: "memory-budget", EnvVars: []string{"RENDERFARM_MEMORY_BUDGET"}, Usage: "memory all running renders may hold, e.g. 6GiB (default: 75% of memory less 256MiB)"},
 		&cli.Int64Flag{Name: "max-pixels", EnvVars: []string{"RENDERFARM_MAX_PIXELS"}, Usage: "largest source, width x height x frames", DefaultText: fmt.Sprint(render.DefaultMaxPixels)},
 		&cli.StringFlag{Name: "max-bytes", EnvVars: []string{"RENDERFARM_MAX_BYTES"}, Usage: "largest encoded source, e.g. 64MiB", DefaultText: "64MiB"},
-		&cli.StringFlag{Name: "shrink-on-load", EnvVars: []string{"RENDERFARM_SHRINK_ON_LOAD"}, Usage: "JPEG decode scales: fine (any M/8), coarse (1/2, 1/4, 1/8) or off (full decode, the most faithful)", DefaultText: "fine"},
+		&cli.StringFlag{Name: "shrink-on-load", EnvVars: []string{"RENDERFARM_SHRINK_ON_LOAD"}, Usage: "JPEG decode scales: fine (1/8, 1/4, 1/2, or M/8 where exact), coarse (1/8, 1/4, 1/2) or off (full decode, the most faithful)", DefaultText: "fine"},
 		recipesFlag(),
 	}
 }
