@@ -17,10 +17,18 @@ type Engine struct {
 	slots  *semaphore.Weighted
 	memory *semaphore.Weighted
 
-	mu       sync.Mutex
-	running  int
-	reserved int64 // memory admitted renders hold against the budget
+	mu        sync.Mutex
+	running   int
+	reserved  int64       // memory admitted renders hold against the budget
+	trimTimer *time.Timer // pending trimWhenIdle, from the last moment running fell to 0
 }
+
+// idleTrimDelay is how long the engine stays idle before it hands freed
+// heap back to the kernel. Trimming at every idle moment, between two
+// renders of a busy worker, made the next render fault every buffer back in
+// zeroed: profiled on four JPEG variants, page faults under memset were a
+// tenth of all CPU.
+const idleTrimDelay = 2 * time.Second
 
 // Usage is what the engine's admission holds right now, for metrics.
 type Usage struct {
@@ -244,10 +252,25 @@ func (e *Engine) admit(ctx context.Context, bytes int64) (func(), error) {
 		e.mu.Lock()
 		e.running--
 		e.reserved -= bytes
-		idle := e.running == 0
-		e.mu.Unlock()
-		if idle {
-			trimMemory()
+		if e.running == 0 {
+			if e.trimTimer == nil {
+				e.trimTimer = time.AfterFunc(idleTrimDelay, e.trimWhenIdle)
+			} else {
+				e.trimTimer.Reset(idleTrimDelay)
+			}
 		}
+		e.mu.Unlock()
 	}, nil
+}
+
+// trimWhenIdle returns freed memory to the kernel if no render has started
+// since the engine went idle, so a worker's RSS falls back after a large
+// image once the queue is quiet.
+func (e *Engine) trimWhenIdle() {
+	e.mu.Lock()
+	idle := e.running == 0
+	e.mu.Unlock()
+	if idle {
+		trimMemory()
+	}
 }

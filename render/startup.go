@@ -30,7 +30,7 @@ func start(vipsThreads int) {
 		// back to the kernel at every free: profiled (docs/performance.md),
 		// a quarter of a render's CPU went to page faults and zeroing as
 		// each decode and resize buffer was unmapped and faulted in again.
-		// trimMemory still returns it all whenever the engine goes idle;
+		// trimMemory still returns it all once the engine has been idle;
 		// buffers past 32 MiB (large decodes) are still mapped and unmapped
 		// on their own.
 		C.mallopt(C.M_MMAP_THRESHOLD, 32<<20)
