@@ -270,12 +270,12 @@ pil_pass() {
 # The decode floor's DCT scale for each file and workload: the scale M/8
 # renderfarm chose, from its --json, keyed "mode/<index>_<name>" (the copy
 # prefix stripped, so every copy of a photo shares its warm-up's entry).
-declare -A SHRINK
-record_shrinks() { # MODE, after a renderfarm pass
+declare -A SCALE
+record_scales() { # MODE, after a renderfarm pass
   local mode=$1 scale src
   while IFS=$'\t' read -r scale src; do
     src=${src##*/}
-    SHRINK[$mode/${src#c*_}]=$scale
+    SCALE[$mode/${src#c*_}]=$scale
   done < <(jq -r '.files[] | "\(.result.scale)\t\(.source)"' "$WORK/rf.json")
 }
 
@@ -297,8 +297,8 @@ fl_pass() {
   for f in "$@"; do
     k=${f##*/}
     k=$mode/${k#c*_}
-    [[ -n ${SHRINK[$k]:-} ]] || { log "no scale recorded for $k"; return 1; }
-    pairs+=("${SHRINK[$k]}" "$f")
+    [[ -n ${SCALE[$k]:-} ]] || { log "no scale recorded for $k"; return 1; }
+    pairs+=("${SCALE[$k]}" "$f")
   done
   # Not a pipe: timed must run in this shell to set PASS_*.
   # shellcheck disable=SC2016  # "$@" is for the child bash to expand
@@ -343,7 +343,7 @@ for mode in "${MODES[@]}"; do
         tail -n 15 "$WORK/rf.err" >&2
         continue
       fi
-      record_shrinks "$mode"
+      record_scales "$mode"
     else
       run_pass "$c" "$mode" "${WARM[@]}" || die "$c failed in warm-up ($mode)"
     fi

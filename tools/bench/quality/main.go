@@ -107,7 +107,16 @@ func run(srcDir string, contenders []string, each bool) error {
 			tally(o.name, format, n, v)
 			tally(o.name, "all", n, v)
 			if each {
-				fmt.Printf("{\"contender\":%q,\"output\":%q,\"bytes\":%d,\"ssim\":%.5f}\n", o.name, filepath.Base(o.path), n, v)
+				line := struct {
+					Name   string  `json:"contender"`
+					Output string  `json:"output"`
+					Bytes  int64   `json:"bytes"`
+					SSIM   float64 `json:"ssim"`
+				}{o.name, filepath.Base(o.path), n, v}
+				if err := json.NewEncoder(os.Stdout).Encode(line); err != nil {
+					r.close()
+					return err
+				}
 			}
 		}
 		r.close()
