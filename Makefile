@@ -48,6 +48,7 @@ chaos-short: setup
 fuzz:
 	$(GO) test ./render -run '^$$' -fuzz '^FuzzParseRequest$$' -fuzztime $(FUZZ_FAST)
 	$(GO) test ./render -run '^$$' -fuzz '^FuzzRender$$' -fuzztime $(FUZZ_SLOW)
+	$(GO) test ./render -run '^$$' -fuzz '^FuzzJPEGDCOnly$$' -fuzztime $(FUZZ_FAST)
 	$(GO) test ./broker/celery -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZ_FAST)
 	$(GO) test ./storage -run '^$$' -fuzz '^FuzzParseLocation$$' -fuzztime $(FUZZ_FAST)
 

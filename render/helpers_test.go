@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/davidbyttow/govips/v2/vips"
 	_ "golang.org/x/image/webp"
 )
 
@@ -81,3 +82,13 @@ func near(a, b [3]int, tol int) bool {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// pixels returns an image's pixels, failing the test if libvips cannot.
+func pixels(t *testing.T, img *vips.ImageRef) []byte {
+	t.Helper()
+	b, err := img.ToBytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

@@ -10,7 +10,9 @@
  *
  * The guarantees jpegload with fail=TRUE gave are kept: any libjpeg warning
  * (corrupt data, a truncated file) is an error, and so is a progressive
- * JPEG with more scans than any real encoder writes.
+ * JPEG with more scans than any real encoder writes. At 1/8 the caller may
+ * hand a progressive JPEG over without the AC scans no output pixel reads
+ * (jpeg_dc_only.go).
  */
 
 #include <setjmp.h>
@@ -69,6 +71,50 @@ rf_progress(j_common_ptr cinfo)
 	}
 }
 
+/* rf_jpeg_full_idct writes into ids the component ids of data's components
+ * whose IDCT at scale scale_num/8 reads more than the DC coefficient, and
+ * returns how many there are, or -1 if the header cannot be read. At 1/8
+ * libjpeg-turbo scales a subsampled component up through a larger IDCT
+ * (2x2 for 4:2:0 chroma) rather than upsampling it, so those components
+ * need their AC coefficients. */
+int
+rf_jpeg_full_idct(const unsigned char *data, size_t len, int scale_num,
+	unsigned char ids[RF_JPEG_MAX_COMPONENTS])
+{
+	struct jpeg_decompress_struct cinfo;
+	rf_jpeg_err err;
+	char msg[RF_JPEG_MSG_MAX];
+	int ci, n = 0;
+
+	memset(&cinfo, 0, sizeof(cinfo));
+	cinfo.err = jpeg_std_error(&err.pub);
+	err.pub.error_exit = rf_error_exit;
+	err.pub.emit_message = rf_emit_message;
+	err.msg = msg;
+	if (setjmp(err.jump)) {
+		jpeg_destroy_decompress(&cinfo);
+		return -1;
+	}
+	jpeg_create_decompress(&cinfo);
+	jpeg_mem_src(&cinfo, data, len);
+	jpeg_read_header(&cinfo, TRUE);
+	if (cinfo.num_components > RF_JPEG_MAX_COMPONENTS) {
+		jpeg_destroy_decompress(&cinfo);
+		return -1;
+	}
+	cinfo.scale_num = scale_num;
+	cinfo.scale_denom = 8;
+	jpeg_calc_output_dimensions(&cinfo);
+	for (ci = 0; ci < cinfo.num_components; ci++) {
+		jpeg_component_info *c = &cinfo.comp_info[ci];
+
+		if (c->DCT_scaled_size > 1)
+			ids[n++] = (unsigned char) c->component_id;
+	}
+	jpeg_destroy_decompress(&cinfo);
+	return n;
+}
+
 /* rf_jpeg_decode decodes data at scale scale_num/8 into a new memory image
  * carrying header's metadata (EXIF orientation, ICC profile, resolution),
  * header being the lazy libvips load of the same data. A progressive JPEG
@@ -125,6 +171,11 @@ rf_jpeg_decode(const unsigned char *data, size_t len, int scale_num,
 	}
 	cinfo.scale_num = scale_num;
 	cinfo.scale_denom = 8;
+	/* Block smoothing guesses a progressive image's missing low AC
+	 * coefficients; at 1/8 the IDCT reads only DC, so it is wasted work
+	 * there, and the AC scans may have been left out (jpeg_dc_only.go). */
+	if (scale_num == 1)
+		cinfo.do_block_smoothing = FALSE;
 	jpeg_start_decompress(&cinfo);
 	if (cinfo.output_components != bands) {
 		jpeg_destroy_decompress(&cinfo);

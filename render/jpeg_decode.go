@@ -34,8 +34,36 @@ const jpegMaxScans = 500
 // decodeJPEG decodes src at DCT scale scale/8 and points img, the probe's
 // lazy load of the same bytes, at the decoded pixels; img keeps its
 // metadata. Corrupt data, and more than maxScans scans, is an *Error with
-// ErrCorrupt.
+// ErrCorrupt. At scale 1/8 a progressive JPEG's AC scans are left out
+// (jpegDCOnly).
 func decodeJPEG(src []byte, img *vips.ImageRef, scale, maxScans int) error {
+	if scale == 1 {
+		if full, ok := jpegFullIDCT(src, scale); ok {
+			if dc := jpegDCOnly(src, maxScans, full); dc != nil {
+				src = dc
+			}
+		}
+	}
+	return decodeJPEGStream(src, img, scale, maxScans)
+}
+
+// jpegFullIDCT returns the ids of src's components whose IDCT at scale/8
+// reads AC coefficients, as the linked libjpeg decides it; ok is false if
+// the header cannot be read.
+func jpegFullIDCT(src []byte, scale int) (ids []byte, ok bool) {
+	if len(src) == 0 {
+		return nil, false
+	}
+	var buf [C.RF_JPEG_MAX_COMPONENTS]C.uchar
+	n := C.rf_jpeg_full_idct((*C.uchar)(unsafe.Pointer(&src[0])), C.size_t(len(src)), C.int(scale), &buf[0])
+	if n < 0 {
+		return nil, false
+	}
+	return C.GoBytes(unsafe.Pointer(&buf[0]), n), true
+}
+
+// decodeJPEGStream is decodeJPEG on exactly the stream given.
+func decodeJPEGStream(src []byte, img *vips.ImageRef, scale, maxScans int) error {
 	if len(src) == 0 {
 		return newError(ErrCorrupt, "", "the JPEG data is empty")
 	}

@@ -15,6 +15,12 @@ enum {
 /* Longest message rf_jpeg_decode writes into msg. */
 #define RF_JPEG_MSG_MAX 200
 
+/* Most components a JPEG may have. */
+#define RF_JPEG_MAX_COMPONENTS 4
+
+int rf_jpeg_full_idct(const unsigned char *data, size_t len, int scale_num,
+	unsigned char ids[RF_JPEG_MAX_COMPONENTS]);
+
 int rf_jpeg_decode(const unsigned char *data, size_t len, int scale_num,
 	int max_scans, VipsImage *header, VipsImage **out, char *msg);
 
