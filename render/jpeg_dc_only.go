@@ -28,6 +28,7 @@ func jpegDCOnly(src []byte, maxScans int, fullIDCT []byte) []byte {
 	}
 	out := make([]byte, 0, len(src)/8)
 	out = append(out, 0xFF, 0xD8)
+	var comps []byte // the frame's component ids
 	progressive, scans, dropped := false, 0, 0
 	i := 2
 	for {
@@ -61,7 +62,13 @@ func jpegDCOnly(src []byte, maxScans int, fullIDCT []byte) []byte {
 		seg := src[i:end]
 		switch marker {
 		case 0xC2: // progressive, Huffman
+			if progressive || len(seg) < 10 || len(seg) != 10+3*int(seg[9]) {
+				return nil
+			}
 			progressive = true
+			for k := 10; k < len(seg); k += 3 {
+				comps = append(comps, seg[k])
+			}
 		case 0xC0, 0xC1, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF:
 			return nil // baseline, sequential, lossless, hierarchical or arithmetic
 		case 0xDA: // SOS
@@ -73,7 +80,7 @@ func jpegDCOnly(src []byte, maxScans int, fullIDCT []byte) []byte {
 				return nil
 			}
 			dc, comp, ok := progressiveScan(seg)
-			if !ok {
+			if !ok || !dc && bytes.IndexByte(comps, comp) < 0 {
 				return nil
 			}
 			data := scanEnd(src, end)

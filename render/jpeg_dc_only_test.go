@@ -150,6 +150,15 @@ func TestJPEGDCOnlyFallsBack(t *testing.T) {
 		t.Fatal("fixture's last scan is not an AC scan")
 	}
 	truncated := prog[:cut+(len(prog)-cut)/2]
+	// An AC scan naming a component the frame does not have: libjpeg
+	// refuses it, so the walk must not drop it unseen.
+	strange := bytes.Clone(prog)
+	ac := bytes.Index(strange[bytes.Index(strange, []byte{0xFF, 0xDA})+2:], []byte{0xFF, 0xDA})
+	if ac < 0 {
+		t.Fatal("fixture has one scan")
+	}
+	ac += bytes.Index(strange, []byte{0xFF, 0xDA}) + 2
+	strange[ac+5] = 9
 	tests := []struct {
 		name     string
 		src      []byte
@@ -159,6 +168,7 @@ func TestJPEGDCOnlyFallsBack(t *testing.T) {
 		{"baseline", testdata(t, "photo.jpg"), jpegMaxScans, ""},
 		{"truncated in an AC scan", truncated, jpegMaxScans, "Premature end of JPEG file"},
 		{"more scans than the limit", prog, 5, "more than 5 progressive scans"},
+		{"AC scan of no component", strange, jpegMaxScans, "Invalid component ID 9 in SOS"},
 		{"cut before any scan", prog[:200], jpegMaxScans, "truncated or corrupt"},
 		{"not a JPEG", []byte("GIF89a, not a JPEG at all"), jpegMaxScans, "truncated or corrupt"},
 	}
