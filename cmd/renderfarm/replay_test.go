@@ -2,13 +2,17 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"fmt"
+	"image/jpeg"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/google/uuid"
 	"github.com/renderfarm/renderfarm/internal/testenv"
 	"github.com/renderfarm/renderfarm/job"
@@ -271,5 +275,88 @@ func TestReplaySelection(t *testing.T) {
 	r.take(t, 8)
 	if _, err := r.cli(t, nil, "replay", "--since", "2h", "--rate", "fast", "--yes"); exitCode(err) != exitUsage {
 		t.Errorf("--rate fast: %v", err)
+	}
+}
+
+// --diff against outputs on S3 (versitygw): the rerun reads each stored
+// object back and scores it; an object changed since the job ran is the
+// one that differs.
+func TestReplayDiffOnS3(t *testing.T) {
+	srv := testenv.S3(t, false)
+	srv.CreateBucket(t, "uploads")
+	srv.CreateBucket(t, "renders")
+	for _, kv := range srv.Env() { // the in-process CLI's SDK reads these
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	s3c := srv.Client(t)
+	ctx := context.Background()
+	if _, err := s3c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("uploads"), Key: aws.String("in/photo.jpg"),
+		Body: bytes.NewReader(testenv.Testdata(t, "photo.jpg"))}); err != nil {
+		t.Fatal(err)
+	}
+	r := newJobsRig(t)
+	r.flags = append(r.flags, "--s3-path-style")
+	testenv.Worker(t, r.url, srv.Env(), append([]string{"--concurrency", "2", "--events=false"}, r.flags[2:]...)...)
+	out, err := r.cli(t, nil, "enqueue", "--source", "s3://uploads/in/photo.jpg", "--recipe", "default", "--dest", "s3://renders/p/",
+		"--wait", "--output", "json")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	id := items[enqueueItem](t, out)[0].ID
+	diff := func(t *testing.T) map[string]outputDiff {
+		t.Helper()
+		// No broker listens on port 1: --diff must not need one.
+		out, err := runWithStdin(t, nil, append([]string{"replay", id, "--diff", "--output", "json", "--broker", "amqp://guest:guest@127.0.0.1:1/"},
+			r.flags[2:]...)...)
+		if err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		byKey := map[string]outputDiff{}
+		for _, o := range items[replayItem](t, out)[0].Outputs {
+			byKey[o.Key] = o
+		}
+		if len(byKey) != 3 {
+			t.Fatalf("%d outputs compared, want the default recipe's 3: %s", len(byKey), out)
+		}
+		return byKey
+	}
+	for key, o := range diff(t) {
+		if o.Stored == nil || o.MeanAbsDiff == nil || *o.MeanAbsDiff != 0 || o.Bytes != o.Stored.Bytes || o.Error != "" {
+			t.Errorf("unchanged %s: %+v", key, o)
+		}
+	}
+
+	// Re-encode one stored output much worse, same size.
+	const changed = "s3://renders/p/thumb.jpg"
+	obj, err := s3c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("renders"), Key: aws.String("p/thumb.jpg")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := jpeg.Decode(obj.Body)
+	obj.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var worse bytes.Buffer
+	if err := jpeg.Encode(&worse, img, &jpeg.Options{Quality: 5}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s3c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("renders"), Key: aws.String("p/thumb.jpg"),
+		Body: bytes.NewReader(worse.Bytes())}); err != nil {
+		t.Fatal(err)
+	}
+	for key, o := range diff(t) {
+		if o.Stored == nil || o.MeanAbsDiff == nil || o.Error != "" {
+			t.Errorf("%s: %+v", key, o)
+			continue
+		}
+		if got := *o.MeanAbsDiff > 0 && o.PSNR != nil && o.Stored.Bytes == worse.Len(); got != (key == changed) {
+			psnr := "none"
+			if o.PSNR != nil {
+				psnr = fmt.Sprintf("%.1f dB", *o.PSNR)
+			}
+			t.Errorf("%s: mean abs diff %v, PSNR %s, stored %d bytes; changed on S3: %v", key, *o.MeanAbsDiff, psnr, o.Stored.Bytes, key == changed)
+		}
 	}
 }
