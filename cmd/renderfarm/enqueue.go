@@ -113,7 +113,7 @@ func runEnqueue(c *cli.Context) error {
 	defer p.Close()
 
 	batch := len(items) > 1
-	progress := newProgress(len(items), batch && !c.Bool("quiet") && !asJSON)
+	progress := newProgress(len(items), batch && !c.Bool("quiet") && !asJSON, c.App.ErrWriter)
 	var ids []string
 	byID := map[string]*enqueueItem{}
 	for i := range items {
@@ -127,12 +127,12 @@ func runEnqueue(c *cli.Context) error {
 			ids = append(ids, it.ID)
 			byID[it.ID] = it
 		}
-		progress.step(c.App.ErrWriter, fmt.Sprintf("%s\t%s\t%s", it.Status, it.Item, it.ID))
+		progress.step(fmt.Sprintf("%s\t%s\t%s", it.Status, it.Item, it.ID))
 	}
 	progress.finish()
 
 	if c.Bool("wait") && len(ids) > 0 {
-		progress = newProgress(len(ids), batch && !c.Bool("quiet") && !asJSON)
+		progress = newProgress(len(ids), batch && !c.Bool("quiet") && !asJSON, c.App.ErrWriter)
 		_, err := waitResults(ctx, journal, ids, nil, c.Duration("wait-timeout"), func(m *job.Manifest) {
 			it := byID[m.TaskID]
 			it.Status, it.Result = "succeeded", m.Result
@@ -140,7 +140,7 @@ func runEnqueue(c *cli.Context) error {
 				it.Status = "failed"
 				it.Error = manifestError(m)
 			}
-			progress.step(c.App.ErrWriter, fmt.Sprintf("%s\t%s\t%s", it.Status, it.Item, it.ID))
+			progress.step(fmt.Sprintf("%s\t%s\t%s", it.Status, it.Item, it.ID))
 		})
 		progress.finish()
 		if err != nil {

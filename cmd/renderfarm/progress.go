@@ -14,28 +14,30 @@ import (
 // progressThreshold: below this many sources a bar is more noise than help.
 const progressThreshold = 8
 
-// progress draws a bar on stderr when it is a terminal and there are many
-// sources; pipes and CI logs get no carriage-return noise.
+// progress draws a bar on the error stream when it is a terminal and there
+// are many sources; pipes and CI logs get no carriage-return noise.
 type progress struct {
 	mu          sync.Mutex
+	w           io.Writer // the error stream: the bar, or the lines in its place
 	total, seen int
 	on          bool
 	wanted      bool
 }
 
-func newProgress(total int, wanted bool) *progress {
-	return &progress{total: total, wanted: wanted, on: wanted && isTerminal(os.Stderr) && total >= progressThreshold}
+func newProgress(total int, wanted bool, w io.Writer) *progress {
+	f, isFile := w.(*os.File)
+	return &progress{w: w, total: total, wanted: wanted, on: wanted && isFile && isTerminal(f) && total >= progressThreshold}
 }
 
 // step is done for a step that has a line to say: where no bar is drawn
-// (a pipe, a log, a short batch) the line is written to w instead, so a
-// batch is followed item by item there too.
-func (p *progress) step(w io.Writer, line string) {
+// (a pipe, a log, a short batch) the line is written instead, so a batch
+// is followed item by item there too.
+func (p *progress) step(line string) {
 	p.done()
 	if p.wanted && !p.on {
 		p.mu.Lock()
 		defer p.mu.Unlock()
-		fmt.Fprintln(w, line)
+		fmt.Fprintln(p.w, line)
 	}
 }
 
@@ -48,12 +50,12 @@ func (p *progress) done() {
 	}
 	const width = 40
 	filled := width * p.seen / p.total
-	fmt.Fprintf(os.Stderr, "\r[%s%s] %d/%d", strings.Repeat("=", filled), strings.Repeat(" ", width-filled), p.seen, p.total)
+	fmt.Fprintf(p.w, "\r[%s%s] %d/%d", strings.Repeat("=", filled), strings.Repeat(" ", width-filled), p.seen, p.total)
 }
 
 func (p *progress) finish() {
 	if p.on {
-		fmt.Fprintln(os.Stderr)
+		fmt.Fprintln(p.w)
 	}
 }
 

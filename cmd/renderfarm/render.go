@@ -91,7 +91,7 @@ func runRender(c *cli.Context) error {
 	defer stop()
 
 	results := make([]fileResult, len(items))
-	progress := newProgress(len(items), !c.Bool("quiet") && !c.Bool("json"))
+	progress := newProgress(len(items), !c.Bool("quiet") && !c.Bool("json"), c.App.ErrWriter)
 	// One goroutine per slot: the engine would queue extra renders anyway,
 	// but each would hold its source in memory while it waited.
 	next := make(chan int)
