@@ -6,7 +6,9 @@ import "bytes"
 // scans a decode at DCT scale 1/8 never reads, or nil when src should be
 // decoded as it is. fullIDCT lists the components whose IDCT at 1/8 is
 // more than their DC coefficient (rf_jpeg_full_idct: libjpeg-turbo scales
-// 4:2:0 chroma up with a 2x2 IDCT); their AC scans are kept.
+// 4:2:0 chroma up with a 2x2 IDCT); their AC scans are kept. It is asked
+// only once the frame header shows a progressive file, so a baseline JPEG
+// costs no second header parse; ok false leaves src whole.
 //
 // Why: at 1/8 libjpeg's IDCT of a full-resolution component is one value
 // per 8x8 block, the block's DC coefficient, so the luma AC scans, which
@@ -22,13 +24,13 @@ import "bytes"
 // returned to libjpeg whole, which reports it), as does a file with more
 // than maxScans scans, and anything this walk does not understand falls
 // back to the whole file too.
-func jpegDCOnly(src []byte, maxScans int, fullIDCT []byte) []byte {
+func jpegDCOnly(src []byte, maxScans int, fullIDCT func() ([]byte, bool)) []byte {
 	if len(src) < 4 || src[0] != 0xFF || src[1] != 0xD8 {
 		return nil
 	}
 	out := make([]byte, 0, len(src)/8)
 	out = append(out, 0xFF, 0xD8)
-	var comps []byte // the frame's component ids
+	var comps, full []byte // the frame's component ids; those read whole at 1/8
 	progressive, scans, dropped := false, 0, 0
 	i := 2
 	for {
@@ -69,6 +71,10 @@ func jpegDCOnly(src []byte, maxScans int, fullIDCT []byte) []byte {
 			for k := 10; k < len(seg); k += 3 {
 				comps = append(comps, seg[k])
 			}
+			var ok bool
+			if full, ok = fullIDCT(); !ok {
+				return nil
+			}
 		case 0xC0, 0xC1, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF:
 			return nil // baseline, sequential, lossless, hierarchical or arithmetic
 		case 0xDA: // SOS
@@ -87,7 +93,7 @@ func jpegDCOnly(src []byte, maxScans int, fullIDCT []byte) []byte {
 			if data < 0 {
 				return nil // truncated: libjpeg reports it on the whole file
 			}
-			if dc || bytes.IndexByte(fullIDCT, comp) >= 0 {
+			if dc || bytes.IndexByte(full, comp) >= 0 {
 				out = append(out, src[i:data]...)
 			} else {
 				dropped++

@@ -48,6 +48,9 @@ func progressiveFixtures(t *testing.T) map[string][]byte {
 	}
 }
 
+// noFullIDCT: every component's 1/8 IDCT reads only its DC coefficient.
+func noFullIDCT() ([]byte, bool) { return nil, true }
+
 // scanHeaders lists the spectral selection (Ss, Se) and first component
 // id of every scan in a JPEG stream.
 func scanHeaders(t *testing.T, src []byte) [][3]byte {
@@ -90,7 +93,7 @@ func TestJPEGDCOnlyKeepsPixels(t *testing.T) {
 			if !ok {
 				t.Fatal("cannot read the header")
 			}
-			dc := jpegDCOnly(src, jpegMaxScans, full)
+			dc := jpegDCOnly(src, jpegMaxScans, func() ([]byte, bool) { return full, true })
 			if dc == nil {
 				t.Fatal("a progressive JPEG was not reduced")
 			}
@@ -172,9 +175,14 @@ func TestJPEGDCOnlyFallsBack(t *testing.T) {
 		{"cut before any scan", prog[:200], jpegMaxScans, "truncated or corrupt"},
 		{"not a JPEG", []byte("GIF89a, not a JPEG at all"), jpegMaxScans, "truncated or corrupt"},
 	}
+	// A baseline JPEG is left whole before libjpeg is asked anything.
+	asked := false
+	if jpegDCOnly(testdata(t, "photo.jpg"), jpegMaxScans, func() ([]byte, bool) { asked = true; return nil, true }) != nil || asked {
+		t.Errorf("baseline: reduced, or asked for its IDCT sizes (%v)", asked)
+	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if dc := jpegDCOnly(tt.src, tt.maxScans, nil); dc != nil {
+			if dc := jpegDCOnly(tt.src, tt.maxScans, noFullIDCT); dc != nil {
 				t.Fatalf("reduced to %d bytes; want the whole file decoded", len(dc))
 			}
 			img, err := vips.LoadImageFromBuffer(prog, loadParams(1))
@@ -200,7 +208,7 @@ func FuzzJPEGDCOnly(f *testing.F) {
 		f.Add(testdata(f, name))
 	}
 	f.Fuzz(func(t *testing.T, src []byte) {
-		dc := jpegDCOnly(src, 20, nil)
+		dc := jpegDCOnly(src, 20, noFullIDCT)
 		if dc == nil {
 			return
 		}

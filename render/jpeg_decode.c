@@ -71,6 +71,19 @@ rf_progress(j_common_ptr cinfo)
 	}
 }
 
+/* rf_err_init points cinfo's error handling at err: warnings and errors
+ * end the work with msg set, by longjmp to err->jump. */
+static void
+rf_err_init(j_decompress_ptr cinfo, rf_jpeg_err *err, char *msg)
+{
+	memset(cinfo, 0, sizeof(*cinfo));
+	cinfo->err = jpeg_std_error(&err->pub);
+	err->pub.error_exit = rf_error_exit;
+	err->pub.emit_message = rf_emit_message;
+	err->cinfo = cinfo;
+	err->msg = msg;
+}
+
 /* rf_jpeg_full_idct writes into ids the component ids of data's components
  * whose IDCT at scale scale_num/8 reads more than the DC coefficient, and
  * returns how many there are, or -1 if the header cannot be read. At 1/8
@@ -86,11 +99,7 @@ rf_jpeg_full_idct(const unsigned char *data, size_t len, int scale_num,
 	char msg[RF_JPEG_MSG_MAX];
 	int ci, n = 0;
 
-	memset(&cinfo, 0, sizeof(cinfo));
-	cinfo.err = jpeg_std_error(&err.pub);
-	err.pub.error_exit = rf_error_exit;
-	err.pub.emit_message = rf_emit_message;
-	err.msg = msg;
+	rf_err_init(&cinfo, &err, msg);
 	if (setjmp(err.jump)) {
 		jpeg_destroy_decompress(&cinfo);
 		return -1;
@@ -132,13 +141,8 @@ rf_jpeg_decode(const unsigned char *data, size_t len, int scale_num,
 
 	*out = NULL;
 	msg[0] = '\0';
-	memset(&cinfo, 0, sizeof(cinfo));
-	cinfo.err = jpeg_std_error(&err.pub);
-	err.pub.error_exit = rf_error_exit;
-	err.pub.emit_message = rf_emit_message;
+	rf_err_init(&cinfo, &err, msg);
 	err.progress.progress_monitor = rf_progress;
-	err.cinfo = &cinfo;
-	err.msg = msg;
 	err.max_scans = max_scans;
 	if (setjmp(err.jump)) {
 		jpeg_destroy_decompress(&cinfo);

@@ -38,10 +38,8 @@ const jpegMaxScans = 500
 // (jpegDCOnly).
 func decodeJPEG(src []byte, img *vips.ImageRef, scale, maxScans int) error {
 	if scale == 1 {
-		if full, ok := jpegFullIDCT(src, scale); ok {
-			if dc := jpegDCOnly(src, maxScans, full); dc != nil {
-				src = dc
-			}
+		if dc := jpegDCOnly(src, maxScans, func() ([]byte, bool) { return jpegFullIDCT(src, scale) }); dc != nil {
+			src = dc
 		}
 	}
 	return decodeJPEGStream(src, img, scale, maxScans)
