@@ -203,7 +203,7 @@ func (e *Engine) renderVariant(ctx context.Context, c *cascade, h Header, v *Var
 	if v.Background != "" {
 		bg, _ = parseColour(v.Background) // validated already
 	}
-	st := &variantState{v: v, plan: p, header: h, img: img, background: bg, limits: e.cfg.Limits}
+	st := &variantState{v: v, plan: p, header: h, img: img, background: bg, limits: e.cfg.Limits, threads: e.cfg.VipsThreads}
 	if keep {
 		st.cascade = c
 	}

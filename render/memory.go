@@ -14,7 +14,8 @@ func estimateMemory(h Header, scale int, plans []plan, vipsThreads int) int64 {
 	bps := int64(max(h.BytesPerSample, 1))
 	// The decoded (shrunk) source is held in memory while variants are cut
 	// from it.
-	decoded := int64(scaledSize(h.Width, scale)) * int64(scaledSize(h.Height, scale)) * bands * bps
+	dw, dh := int64(scaledSize(h.Width, scale)), int64(scaledSize(h.Height, scale))
+	decoded := dw * dh * bands * bps
 	// A progressive JPEG can't be decoded in strips: libjpeg keeps every DCT
 	// coefficient of the full-size image (2 bytes each) until the last scan,
 	// whatever the shrink.
@@ -24,10 +25,18 @@ func estimateMemory(h Header, scale int, plans []plan, vipsThreads int) int64 {
 	}
 	// The largest variant's working set: resized pixels plus the encoded
 	// output, with room for an alpha band and 16-bit intermediates.
-	var largest int64
+	// The engine's horizontal pass (reduceH) holds its result whole: as
+	// wide as the variant and as tall as the image it is cut from, at most
+	// the decoded height.
+	var largest, hpass int64
 	for _, p := range plans {
 		largest = max(largest, int64(max(p.resizeW, p.outW))*int64(max(p.resizeH, p.outH))*4*2)
+		w := int64(p.resizeW)
+		if h.swapsAxes() {
+			w = int64(p.resizeH)
+		}
+		hpass = max(hpass, min(w, dw)*dh*bands)
 	}
-	return int64(h.Bytes) + decoded + coefficients + 2*largest +
+	return int64(h.Bytes) + decoded + coefficients + 2*largest + hpass +
 		fixedOverhead + int64(max(vipsThreads, 1))*perThreadOverhead
 }

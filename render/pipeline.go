@@ -23,6 +23,7 @@ type variantState struct {
 	watermark  []byte
 	limits     Limits
 	cascade    *cascade // set when smaller variants can be cut from this one
+	threads    int      // libvips threads per render, for the engine's own passes
 	out        Output
 }
 

