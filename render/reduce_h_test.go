@@ -3,6 +3,7 @@ package render
 import (
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/davidbyttow/govips/v2/vips"
@@ -76,9 +77,17 @@ func TestReduceH(t *testing.T) {
 			return img.BandJoin(a)
 		},
 	}
-	for _, tt := range []struct{ inW, outW int }{
+	cases := []struct{ inW, outW int }{
 		{1920, 1600}, {1920, 1919}, {1600, 800}, {800, 200}, {801, 200}, {200, 64}, {64, 3}, {9, 2}, {5, 1}, {2, 1},
-	} {
+	}
+	// Random widths move each row's last windows across the vector loop's
+	// 16-byte reads, where the scalar loop must take over.
+	rng := rand.New(rand.NewPCG(16, 2))
+	for range 24 {
+		in := 2 + rng.IntN(300)
+		cases = append(cases, struct{ inW, outW int }{in, 1 + rng.IntN(in-1)})
+	}
+	for _, tt := range cases {
 		for nb, shape := range bands {
 			t.Run(fmt.Sprintf("%d-%d/%dbands", tt.inW, tt.outW, nb), func(t *testing.T) {
 				base, _ := src.Copy()
