@@ -58,9 +58,10 @@ func BenchmarkReduceH(b *testing.B) {
 // TestReduceH holds the engine's horizontal pass to the Lanczos3 reduce
 // worked out in floating point: within rounding of it for every band count
 // and for shrinks from slight to the cascade's steepest, down to outputs
-// narrower than the kernel. libvips' own reduce, where it will go that far,
-// must agree to within its coarser arithmetic (it rounds positions to 1/64
-// px and weights to 12 bits), which pins the geometry to libvips'.
+// narrower than the kernel, and at 960x, where each tap's weight is a few
+// units. libvips' own reduce, up to 8x, must agree to within its coarser
+// arithmetic (it rounds positions to 1/64 px and weights to 12 bits), which
+// pins the geometry to libvips'.
 func TestReduceH(t *testing.T) {
 	src := photoAt(t, 1920, 32)
 	defer src.Close()
@@ -78,7 +79,7 @@ func TestReduceH(t *testing.T) {
 		},
 	}
 	cases := []struct{ inW, outW int }{
-		{1920, 1600}, {1920, 1919}, {1600, 800}, {800, 200}, {801, 200}, {200, 64}, {64, 3}, {9, 2}, {5, 1}, {2, 1},
+		{1920, 1600}, {1920, 1919}, {1920, 2}, {1920, 30}, {1600, 800}, {800, 200}, {801, 200}, {200, 64}, {64, 3}, {9, 2}, {5, 1}, {2, 1},
 	}
 	// Random widths move each row's last windows across the vector loop's
 	// 16-byte reads, where the scalar loop must take over.
@@ -113,6 +114,11 @@ func TestReduceH(t *testing.T) {
 				want := lanczos3H(pixels(t, base), tt.inW, nb, tt.outW)
 				if worst, mean := diff(got, want); worst > 0.75 || mean > 0.3 {
 					t.Errorf("differs from the exact reduce by up to %.2f, %.3f on average", worst, mean)
+				}
+				// Past 8x libvips' own rounding grows (up to 4 levels at 64x),
+				// so it is no reference there.
+				if tt.inW > 8*tt.outW {
+					return
 				}
 				theirs, _ := base.Copy()
 				defer theirs.Close()
