@@ -135,16 +135,18 @@ static int row_ssse3(const uint8_t *restrict in, uint8_t *restrict out, int safe
 
 #endif
 
-/* rf_hreduce_rows filters rows [y0, y1) of reg into out. Rows are
- * independent, so callers may run disjoint ranges at once. */
+/* rf_hreduce_rows filters rows [y0, y1) of reg into out, with the vector
+ * loop where the CPU has it unless vector is 0 (tests hold the two loops to
+ * the same results). Rows are independent, so callers may run disjoint
+ * ranges at once. */
 void rf_hreduce_rows(VipsRegion *reg, VipsImage *out, int y0, int y1,
-	const int32_t *start, const int16_t *weights, int taps) {
+	const int32_t *start, const int16_t *weights, int taps, int vector) {
 	int bands = out->Bands, out_w = out->Xsize;
 	size_t row_bytes = (size_t) reg->valid.width * bands;
 	int simd = 0, safe_w = 0;
 
 #if defined(__x86_64__)
-	simd = (bands == 3 || bands == 4) && taps % 2 == 0 && __builtin_cpu_supports("ssse3");
+	simd = vector && (bands == 3 || bands == 4) && taps % 2 == 0 && __builtin_cpu_supports("ssse3");
 #endif
 	/* The vector loop reads 16 bytes from its last pair of taps; pixels
 	 * whose window ends too near the row's end take the scalar loop, so no

@@ -92,7 +92,16 @@ func reducibleH(img *vips.ImageRef) bool {
 // twin (docs/performance.md); the result is in memory, as wide as the
 // output and as tall as the input.
 func reduceH(img *vips.ImageRef, outW, threads int) error {
+	return reduceHWith(img, outW, threads, true)
+}
+
+// reduceHWith is reduceH, with the SSSE3 loop allowed or not.
+func reduceHWith(img *vips.ImageRef, outW, threads int, vector bool) error {
 	k := newHKernel(img.Width(), outW)
+	v := C.int(0)
+	if vector {
+		v = 1
+	}
 	return apply(img, func(in *C.VipsImage, out **C.VipsImage) C.int {
 		var reg *C.VipsRegion
 		if C.rf_hreduce_begin(in, C.int(outW), &reg, out) != 0 {
@@ -105,7 +114,7 @@ func reduceH(img *vips.ImageRef, outW, threads int) error {
 		for i := range threads {
 			wg.Go(func() {
 				C.rf_hreduce_rows(reg, *out, C.int(h*i/threads), C.int(h*(i+1)/threads),
-					(*C.int32_t)(unsafe.Pointer(&k.start[0])), (*C.int16_t)(unsafe.Pointer(&k.weights[0])), C.int(k.taps))
+					(*C.int32_t)(unsafe.Pointer(&k.start[0])), (*C.int16_t)(unsafe.Pointer(&k.weights[0])), C.int(k.taps), v)
 			})
 		}
 		wg.Wait()

@@ -10,6 +10,6 @@
 int rf_hreduce_begin(VipsImage *in, int out_w, VipsRegion **reg, VipsImage **out);
 
 void rf_hreduce_rows(VipsRegion *reg, VipsImage *out, int y0, int y1,
-	const int32_t *start, const int16_t *weights, int taps);
+	const int32_t *start, const int16_t *weights, int taps, int vector);
 
 #endif

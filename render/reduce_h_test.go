@@ -1,6 +1,7 @@
 package render
 
 import (
+	"bytes"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -26,19 +27,23 @@ func photoAt(t testing.TB, w, h int) *vips.ImageRef {
 	return img
 }
 
-// BenchmarkReduceH runs the engine's horizontal pass and libvips' reduceh
-// on the same image, for the cascade's usual steps.
+// BenchmarkReduceH runs the engine's horizontal pass (with its SSSE3 loop,
+// and with the plain C loop other CPUs run) and libvips' reduceh on the same
+// image, for the cascade's usual steps.
 func BenchmarkReduceH(b *testing.B) {
 	for _, step := range [][2]int{{1920, 1600}, {1600, 800}, {800, 200}} {
 		src := photoAt(b, step[0], step[0]*2/3)
-		for _, impl := range []string{"engine", "libvips"} {
+		for _, impl := range []string{"engine", "engine-plain-c", "libvips"} {
 			b.Run(fmt.Sprintf("%d-%d/%s", step[0], step[1], impl), func(b *testing.B) {
 				for b.Loop() {
 					img, _ := src.Copy()
 					var err error
-					if impl == "engine" {
+					switch impl {
+					case "engine":
 						err = reduceH(img, step[1], 1)
-					} else {
+					case "engine-plain-c":
+						err = reduceHWith(img, step[1], 1, false)
+					default:
 						err = resizeGap(img, float64(step[1])/float64(step[0]), 1, 0)
 						if err == nil {
 							err = materialize(img)
@@ -114,6 +119,16 @@ func TestReduceH(t *testing.T) {
 				want := lanczos3H(pixels(t, base), tt.inW, nb, tt.outW)
 				if worst, mean := diff(got, want); worst > 0.75 || mean > 0.3 {
 					t.Errorf("differs from the exact reduce by up to %.2f, %.3f on average", worst, mean)
+				}
+				// The plain C loop, which CPUs without SSSE3 run for whole
+				// rows, does the same integer sums.
+				scalar, _ := base.Copy()
+				defer scalar.Close()
+				if err := reduceHWith(scalar, tt.outW, 1, false); err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(pixels(t, scalar), got) {
+					t.Error("the plain C loop and the vector loop disagree")
 				}
 				// Past 8x libvips' own rounding grows (up to 4 levels at 64x),
 				// so it is no reference there.
