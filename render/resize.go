@@ -33,12 +33,13 @@ func resize(st *variantState) error {
 	}
 	// gap is vips_resize's: 0 is a plain Lanczos reduce, 1 box-shrinks by
 	// an integer factor first. libvips 8.14's box shrink is slow, so it
-	// pays only on steep steps: measured on the vertical pass (2026-12-02),
-	// gap 0 is 1.5-2.5x faster down to 1/5 and gap 1 1.5-2x faster from
-	// 1/8. When libvips does both passes, its own horizontal reduce, about
-	// as slow either way, is kept under the box shrink past 4x, as before.
+	// pays only on steep steps: measured on the vertical pass
+	// (BenchmarkVerticalGap, 2026-12-02), gap 0 is 1.4-2.5x faster down to
+	// 1/5, the two are level at 1/8, and gap 1 is 2x faster at 1/16. When
+	// libvips does both passes, its own horizontal reduce, about as slow
+	// either way, is kept under the box shrink past 4x, as before.
 	gap := 0.0
-	if vs < 1.0/6 || (hs != 1 && min(hs, vs) < 0.25) {
+	if vs < 1.0/8 || (hs != 1 && min(hs, vs) < 0.25) {
 		gap = 1
 	}
 	if hs != 1 || st.img.Height() != th {
