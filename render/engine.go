@@ -191,11 +191,7 @@ func (e *Engine) Render(ctx context.Context, job Job) (res *Result, err error) {
 
 func (e *Engine) renderVariant(ctx context.Context, c *cascade, h Header, v *Variant, p plan, keep bool, marks map[string][]byte) (Output, error) {
 	t := time.Now()
-	w, ht := p.resizeW, p.resizeH
-	if h.swapsAxes() {
-		w, ht = ht, w
-	}
-	img, err := c.source(w, ht).Copy()
+	img, err := c.source(p.storedSize(h)).Copy()
 	if err != nil {
 		return Output{}, &Error{Code: ErrInternal, Msg: "cannot copy the decoded image", Err: vipsError(err)}
 	}

@@ -31,11 +31,8 @@ func estimateMemory(h Header, scale int, plans []plan, vipsThreads int) int64 {
 	var largest, hpass int64
 	for _, p := range plans {
 		largest = max(largest, int64(max(p.resizeW, p.outW))*int64(max(p.resizeH, p.outH))*4*2)
-		w := int64(p.resizeW)
-		if h.swapsAxes() {
-			w = int64(p.resizeH)
-		}
-		hpass = max(hpass, min(w, dw)*dh*bands)
+		w, _ := p.storedSize(h)
+		hpass = max(hpass, min(int64(w), dw)*dh*bands)
 	}
 	return int64(h.Bytes) + decoded + coefficients + 2*largest + hpass +
 		fixedOverhead + int64(max(vipsThreads, 1))*perThreadOverhead

@@ -54,6 +54,15 @@ func planVariant(v *Variant, srcW, srcH int) plan {
 	return p
 }
 
+// storedSize is the resize size in the source's stored axes, before the
+// EXIF orientation turns it: what resampling the decoded pixels must reach.
+func (p plan) storedSize(h Header) (w, ht int) {
+	if h.swapsAxes() {
+		return p.resizeH, p.resizeW
+	}
+	return p.resizeW, p.resizeH
+}
+
 func scaled(n int, scale float64) int {
 	return min(max(int(math.Round(float64(n)*scale)), 1), MaxDimension)
 }
@@ -77,10 +86,7 @@ func chooseScale(h Header, plans []plan, mode ShrinkMode) int {
 	for m := 1; m < 8; m++ {
 		covers, exact := true, false
 		for _, p := range plans {
-			needW, needH := p.resizeW, p.resizeH
-			if h.swapsAxes() {
-				needW, needH = needH, needW
-			}
+			needW, needH := p.storedSize(h)
 			w, ht := scaledSize(h.Width, m), scaledSize(h.Height, m)
 			covers = covers && w >= needW && ht >= needH
 			exact = exact || (w == needW && ht == needH)

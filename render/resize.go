@@ -6,10 +6,7 @@ import "github.com/davidbyttow/govips/v2/vips"
 // stored orientation. Horizontal and vertical scales are given separately
 // so the result is exactly the planned size, not a pixel off from rounding.
 func resize(st *variantState) error {
-	tw, th := st.plan.resizeW, st.plan.resizeH
-	if st.header.swapsAxes() {
-		tw, th = th, tw
-	}
+	tw, th := st.plan.storedSize(st.header)
 	w, h := st.img.Width(), st.img.Height()
 	if w == tw && h == th {
 		return nil
